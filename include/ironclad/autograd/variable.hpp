@@ -10,6 +10,7 @@
 
 #include "ironclad/core/tensor.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -135,6 +136,18 @@ inline Var make_result(Tensor<float> value, std::initializer_list<const Var*> in
     Node* n = out.node();
     n->requires_grad = true;
     for (const Var* v : inputs) n->parents.push_back(v->node_ptr());
+    n->backward = std::move(backward);
+    return out;
+}
+
+// The same for an op with a run-time number of inputs (channel concatenation).
+inline Var make_result(Tensor<float> value, const std::vector<Var>& inputs, std::function<void(Node&)> backward) {
+    Var out(std::move(value), false);
+    const bool any = std::any_of(inputs.begin(), inputs.end(), [](const Var& v) { return v.requires_grad(); });
+    if (!grad_enabled() || !any) return out;
+    Node* n = out.node();
+    n->requires_grad = true;
+    for (const Var& v : inputs) n->parents.push_back(v.node_ptr());
     n->backward = std::move(backward);
     return out;
 }

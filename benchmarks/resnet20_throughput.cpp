@@ -1,0 +1,139 @@
+// ResNet-20 (3x32x32, batch 128) inference and training throughput, engine against the PyTorch peer.
+//
+//   resnet20_throughput [--rounds 3] [--repeats 10] [--threads 2] [--batch 128] [--peer DIR | --no-peer]
+//
+// Rounds interleave the two sides (engine, peer, engine, peer, ...) because the machine is shared and noisy;
+// each side reports the median of its repeats, and the JSON lines give the median over rounds and the ratio
+// engine / peer. The peer is ../shared/peer/torch_peer.py run with Debian's /usr/bin/python3 and the allocator
+// settings of run_peer.sh; without it (no ../shared, no torch) only the engine's figures are printed.
+#include "ironclad/autograd/losses.hpp"
+#include "ironclad/models/resnet_cifar.hpp"
+#include "ironclad/optim/sgd.hpp"
+
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <string>
+
+using namespace ironclad;
+
+namespace {
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+template <class F>
+double median_seconds(F&& f, int warmup, int repeats) {
+    for (int i = 0; i < warmup; ++i) f();
+    std::vector<double> t;
+    for (int i = 0; i < repeats; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return median(t);
+}
+
+struct EngineBench {
+    std::shared_ptr<ResNetCifar> model = resnet_cifar({.depth = 20, .num_classes = 10, .in_channels = 3});
+    Tensor<float> x;
+    std::vector<std::int32_t> y;
+    std::unique_ptr<Sgd> sgd;
+
+    explicit EngineBench(int batch) : x({batch, 3, 32, 32}) {
+        Rng rng = Rng::stream(1, 0);
+        for (auto& v : x) v = static_cast<float>(rng.normal());
+        for (int i = 0; i < batch; ++i) y.push_back(i % 10);
+        sgd = std::make_unique<Sgd>(std::vector<ParamGroup>{{model->parameters(), 5e-4f}},
+                                    SgdOptions{.lr = 0.01f, .momentum = 0.9f});
+    }
+    double infer(int repeats) {
+        model->eval();
+        return median_seconds([&] {
+            NoGradGuard g;
+            (*model)(Var(x));
+        }, 2, repeats);
+    }
+    double train(int repeats) {
+        model->train();
+        return median_seconds([&] {
+            Var loss = cross_entropy((*model)(Var(x)), y);
+            sgd->zero_grad();
+            loss.backward();
+            sgd->step();
+        }, 2, repeats);
+    }
+};
+
+// Runs torch_peer.py once; returns images/s by measurement name ("infer", "train").
+std::map<std::string, double> run_peer(const std::filesystem::path& peer_dir, int batch, int threads, int repeats) {
+    const std::string cmd =
+        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 "
+        "/usr/bin/python3 '" + (peer_dir / "torch_peer.py").string() + "' --model resnet20 --shortcut A --batch " +
+        std::to_string(batch) + " --threads " + std::to_string(threads) + " --repeats " + std::to_string(repeats) +
+        " --what infer,train 2>/dev/null";
+    std::map<std::string, double> out;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    if (!pipe) return out;
+    std::array<char, 4096> line{};
+    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe)) {
+        auto j = nlohmann::json::parse(line.data(), nullptr, false);
+        if (j.is_object() && j.contains("what") && j.contains("images_per_s"))
+            out[j["what"].get<std::string>()] = j["images_per_s"].get<double>();
+    }
+    pclose(pipe);
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int rounds = 3, repeats = 10, threads = 2, batch = 128;
+    std::filesystem::path peer_dir = std::filesystem::path(IRONCLAD_SOURCE_DIR) / ".." / "shared" / "peer";
+    bool use_peer = true;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(k + " needs a value"); };
+        if (k == "--rounds") rounds = std::stoi(next());
+        else if (k == "--repeats") repeats = std::stoi(next());
+        else if (k == "--threads") threads = std::stoi(next());
+        else if (k == "--batch") batch = std::stoi(next());
+        else if (k == "--peer") peer_dir = next();
+        else if (k == "--no-peer") use_peer = false;
+        else { std::cerr << "unknown option " << k << "\n"; return 2; }
+    }
+    use_peer = use_peer && std::filesystem::exists(peer_dir / "torch_peer.py") && std::filesystem::exists("/usr/bin/python3");
+    omp_set_num_threads(threads);
+    EngineBench engine(batch);
+    std::map<std::string, std::vector<double>> eng, peer;
+    for (int r = 0; r < rounds; ++r) {
+        eng["infer"].push_back(batch / engine.infer(repeats));
+        eng["train"].push_back(batch / engine.train(repeats));
+        if (use_peer)
+            for (auto& [what, ips] : run_peer(peer_dir, batch, threads, repeats)) peer[what].push_back(ips);
+        std::fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
+    }
+    for (const char* what : {"infer", "train"}) {
+        nlohmann::json j{{"model", "resnet20"}, {"what", what}, {"batch", batch}, {"threads", threads},
+                         {"rounds", rounds}, {"engine_images_per_s", median(eng[what])}};
+        if (!peer[what].empty()) {
+            j["peer_images_per_s"] = median(peer[what]);
+            j["ratio"] = median(eng[what]) / median(peer[what]);
+        } else {
+            j["peer_images_per_s"] = nullptr;
+            j["ratio"] = nullptr;
+        }
+        std::cout << j.dump() << std::endl;
+    }
+    return 0;
+}

@@ -1,0 +1,394 @@
+// conv2d: 2-d convolution with PyTorch semantics (zero padding, one stride and padding for both axes,
+// groups), forward and backward.
+//
+// x: [N,C,H,W], weight: [O, C/groups, KH, KW], bias: [O] or an undefined Var, y: [N,O,Ho,Wo] with
+// Ho = (H + 2*padding - KH) / stride + 1 (likewise Wo).
+// Every product is a gather-GEMM (core/gemm.hpp) read straight from a zero-padded copy of one image, so no
+// im2col matrix is ever built; the vector dimension is always a channel dimension:
+//   forward        y[pixel][o]  = sum over taps (c,ky,kx)  of xpad[pixel + tap]  * W[tap][o]
+//   input grad     dx[pixel][c] = sum over taps (o,ky,kx)  of dypad[pixel + tap] * W[tap][c]   (one pass per
+//                  stride phase: dx rows/cols congruent mod stride see the same subset of kernel taps)
+//   weight grad    dW[tap][o]   = sum over output pixels   of xpad[tap + pixel]  * dy[pixel][o]
+// Images are split over threads; weight and bias gradients are summed per fixed chunk of images (or per
+// channel) and the chunks added in order, so results are bit-identical for any thread count. A conv with
+// one input channel per group (depthwise) has too short a reduction for a GEMM and runs direct per-plane
+// loops instead. Only the gradients of inputs that require one are computed.
+#pragma once
+
+#include "ironclad/autograd/variable.hpp"
+#include "ironclad/core/gemm.hpp"
+#include "ironclad/core/parallel.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ironclad {
+
+struct Conv2dOptions {
+    int stride = 1;
+    int padding = 0;
+    int groups = 1;
+};
+
+namespace detail {
+
+struct ConvShape {
+    std::int64_t n, c, h, w;   // input
+    std::int64_t o, kh, kw;    // weight
+    std::int64_t ho, wo;       // output
+    std::int64_t groups, cg, og;
+    std::int64_t stride, pad;
+    std::int64_t hp() const { return h + 2 * pad; }
+    std::int64_t wp() const { return w + 2 * pad; }
+    std::int64_t taps() const { return cg * kh * kw; }   // reduction depth of the forward GEMM
+    std::int64_t pixels() const { return ho * wo; }
+};
+
+inline ConvShape conv_shape(const Var& x, const Var& weight, const Var& bias, Conv2dOptions opt) {
+    if (!x.defined() || !weight.defined()) throw std::invalid_argument("conv2d: input and weight must be defined");
+    const Shape& xs = x.shape();
+    const Shape& ws = weight.shape();
+    auto fail = [&](const std::string& problem) {
+        throw std::invalid_argument("conv2d: " + problem + " (input " + shape_str(xs) + ", weight " + shape_str(ws) +
+                                    (bias.defined() ? ", bias " + shape_str(bias.shape()) : "") + ", stride " +
+                                    std::to_string(opt.stride) + ", padding " + std::to_string(opt.padding) +
+                                    ", groups " + std::to_string(opt.groups) + ")");
+    };
+    if (opt.stride < 1 || opt.padding < 0 || opt.groups < 1) fail("stride and groups must be >= 1, padding >= 0");
+    if (xs.size() != 4) fail("input must be [N,C,H,W]");
+    if (ws.size() != 4) fail("weight must be [O,C/groups,KH,KW]");
+    if (std::any_of(xs.begin() + 1, xs.end(), [](auto d) { return d < 1; }) ||
+        std::any_of(ws.begin(), ws.end(), [](auto d) { return d < 1; }))
+        fail("empty channel, spatial or kernel dimension");
+    ConvShape s{};
+    s.n = xs[0], s.c = xs[1], s.h = xs[2], s.w = xs[3];
+    s.o = ws[0], s.kh = ws[2], s.kw = ws[3];
+    s.groups = opt.groups, s.stride = opt.stride, s.pad = opt.padding;
+    if (s.c % s.groups != 0 || s.o % s.groups != 0) fail("groups must divide the input and output channels");
+    s.cg = s.c / s.groups, s.og = s.o / s.groups;
+    if (ws[1] != s.cg) fail("weight expects " + std::to_string(ws[1]) + " input channels per group, input has " +
+                            std::to_string(s.cg));
+    if (s.hp() < s.kh || s.wp() < s.kw) fail("kernel larger than the padded input");
+    if (bias.defined() && bias.shape() != Shape{s.o}) fail("bias must be [O]");
+    s.ho = (s.hp() - s.kh) / s.stride + 1;
+    s.wo = (s.wp() - s.kw) / s.stride + 1;
+    // Gather offsets are 32-bit; a padded image (or gradient image) must fit.
+    const std::int64_t largest = std::max(s.c * s.hp() * s.wp(), s.o * (s.ho + s.kh) * (s.wo + s.kw));
+    if (largest >= std::numeric_limits<std::int32_t>::max()) fail("image too large");
+    return s;
+}
+
+// Weight gradients are summed over this many fixed chunks of the batch, then over the chunks in order.
+inline constexpr std::int64_t kGradChunks = 8;
+// Thread scratch slots.
+inline constexpr int kPaddedInputSlot = 0, kPaddedGradSlot = 1, kGradTransposeSlot = 2;
+
+// dst: [planes, hp, wp] holding src [planes, h, w] at (top, left), zeros elsewhere.
+inline void pad_planes(const float* src, std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t top,
+                       std::int64_t left, std::int64_t hp, std::int64_t wp, float* dst) {
+    for (std::int64_t p = 0; p < planes; ++p, src += h * w, dst += hp * wp) {
+        std::fill(dst, dst + top * wp, 0.0f);
+        for (std::int64_t y = 0; y < h; ++y) {
+            float* row = dst + (top + y) * wp;
+            std::fill(row, row + left, 0.0f);
+            std::copy(src + y * w, src + (y + 1) * w, row + left);
+            std::fill(row + left + w, row + wp, 0.0f);
+        }
+        std::fill(dst + (top + h) * wp, dst + hp * wp, 0.0f);
+    }
+}
+
+// Image n of x zero-padded by the conv's padding, in this thread's scratch (or x itself when padding is 0).
+inline const float* padded_image(const Tensor<float>& x, std::int64_t n, const ConvShape& s) {
+    const float* img = x.data() + n * s.c * s.h * s.w;
+    if (s.pad == 0) return img;
+    float* dst = thread_scratch(kPaddedInputSlot, s.c * s.hp() * s.wp());
+    pad_planes(img, s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
+    return dst;
+}
+
+// Offsets into one group's padded image: pixel[p] of output pixel p's top-left tap, tap[t] of tap t = (c,ky,kx).
+struct ConvTables {
+    std::vector<std::int32_t> pixel, tap;
+};
+
+inline ConvTables conv_tables(const ConvShape& s) {
+    ConvTables t;
+    for (std::int64_t y = 0; y < s.ho; ++y)
+        for (std::int64_t x = 0; x < s.wo; ++x)
+            t.pixel.push_back(static_cast<std::int32_t>(y * s.stride * s.wp() + x * s.stride));
+    for (std::int64_t c = 0; c < s.cg; ++c)
+        for (std::int64_t ky = 0; ky < s.kh; ++ky)
+            for (std::int64_t kx = 0; kx < s.kw; ++kx)
+                t.tap.push_back(static_cast<std::int32_t>((c * s.hp() + ky) * s.wp() + kx));
+    return t;
+}
+
+// The forward GEMM's B: [groups, taps, og rounded up to kLanes], zero beyond og.
+inline Tensor<float> pack_forward_weights(const Tensor<float>& w, const ConvShape& s) {
+    const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og);
+    Tensor<float> packed({s.groups, taps, ld});
+    for (std::int64_t g = 0; g < s.groups; ++g)
+        for (std::int64_t o = 0; o < s.og; ++o)
+            for (std::int64_t t = 0; t < taps; ++t)
+                packed[(g * taps + t) * ld + o] = w[(g * s.og + o) * taps + t];
+    return packed;
+}
+
+// Direct loops for one input channel per group; each output plane is a sum of shifted input rows.
+inline void depthwise_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
+                              const ConvShape& s, Tensor<float>& y) {
+    parallel_for(s.n * s.o, [&](std::int64_t i) {
+        const std::int64_t n = i / s.o, o = i % s.o;
+        const float* src = x.data() + (n * s.c + o / s.og) * s.h * s.w;
+        if (s.pad > 0) {
+            float* dst = thread_scratch(kPaddedInputSlot, s.hp() * s.wp());
+            pad_planes(src, 1, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
+            src = dst;
+        }
+        const float* k = w.data() + o * s.kh * s.kw;
+        float* out = y.data() + i * s.pixels();
+        std::fill(out, out + s.pixels(), bias ? (*bias)[o] : 0.0f);
+        for (std::int64_t oy = 0; oy < s.ho; ++oy)
+            for (std::int64_t ky = 0; ky < s.kh; ++ky)
+                for (std::int64_t kx = 0; kx < s.kw; ++kx) {
+                    const float wk = k[ky * s.kw + kx];
+                    const float* in = src + (oy * s.stride + ky) * s.wp() + kx;
+                    float* row = out + oy * s.wo;
+                    for (std::int64_t ox = 0; ox < s.wo; ++ox) row[ox] += wk * in[ox * s.stride];
+                }
+    }, s.pixels() * s.kh * s.kw);
+}
+
+inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
+                               const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw) {
+    const std::int64_t plane = s.hp() * s.wp(), taps = s.kh * s.kw;
+    if (dx)  // per input plane: scatter every output gradient of its group back through the kernel
+        parallel_for(s.n * s.c, [&](std::int64_t i) {
+            const std::int64_t n = i / s.c, c = i % s.c;
+            float* acc = thread_scratch(kPaddedGradSlot, plane);
+            std::fill(acc, acc + plane, 0.0f);
+            for (std::int64_t o = c * s.og; o < (c + 1) * s.og; ++o) {
+                const float* g = dy.data() + (n * s.o + o) * s.pixels();
+                for (std::int64_t oy = 0; oy < s.ho; ++oy)
+                    for (std::int64_t ky = 0; ky < s.kh; ++ky)
+                        for (std::int64_t kx = 0; kx < s.kw; ++kx) {
+                            const float wk = w[o * taps + ky * s.kw + kx];
+                            float* row = acc + (oy * s.stride + ky) * s.wp() + kx;
+                            const float* grow = g + oy * s.wo;
+                            for (std::int64_t ox = 0; ox < s.wo; ++ox) row[ox * s.stride] += wk * grow[ox];
+                        }
+            }
+            float* out = dx->data() + i * s.h * s.w;
+            for (std::int64_t iy = 0; iy < s.h; ++iy)
+                for (std::int64_t ix = 0; ix < s.w; ++ix) out[iy * s.w + ix] += acc[(iy + s.pad) * s.wp() + ix + s.pad];
+        }, s.og * s.pixels() * taps);
+    if (dw)  // per output channel, so the sum over the batch has one fixed order
+        parallel_for(s.o, [&](std::int64_t o) {
+            std::vector<float> acc(static_cast<std::size_t>(taps), 0.0f);
+            for (std::int64_t n = 0; n < s.n; ++n) {
+                const float* src = x.data() + (n * s.c + o / s.og) * s.h * s.w;
+                if (s.pad > 0) {
+                    float* dst = thread_scratch(kPaddedInputSlot, plane);
+                    pad_planes(src, 1, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
+                    src = dst;
+                }
+                const float* g = dy.data() + (n * s.o + o) * s.pixels();
+                for (std::int64_t ky = 0; ky < s.kh; ++ky)
+                    for (std::int64_t kx = 0; kx < s.kw; ++kx)
+                        for (std::int64_t oy = 0; oy < s.ho; ++oy)
+                            acc[static_cast<std::size_t>(ky * s.kw + kx)] +=
+                                dot(g + oy * s.wo, src + (oy * s.stride + ky) * s.wp() + kx, s.wo, s.stride);
+            }
+            for (std::int64_t t = 0; t < taps; ++t) (*dw)[o * taps + t] += acc[static_cast<std::size_t>(t)];
+        }, s.n * s.pixels() * taps);
+}
+
+inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
+                                    const ConvShape& s) {
+    Tensor<float> y({s.n, s.o, s.ho, s.wo});
+    if (s.cg == 1) {
+        depthwise_forward(x, w, bias, s, y);
+        return y;
+    }
+    const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
+    const Tensor<float> packed = pack_forward_weights(w, s);
+    const ConvTables t = conv_tables(s);
+    parallel_for(s.n, [&](std::int64_t n) {
+        const float* img = padded_image(x, n, s);
+        for (std::int64_t g = 0; g < s.groups; ++g) {
+            float* out = y.data() + (n * s.o + g * s.og) * s.pixels();
+            const float* b = bias ? bias->data() + g * s.og : nullptr;
+            gather_gemm(img + g * group_in, t.pixel, t.tap, packed.data() + g * taps * ld, ld,
+                        [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
+                            for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.og); ++c) {
+                                float* dst = out + c * s.pixels() + p0;
+                                const float bc = b ? b[c] : 0.0f;
+                                for (int r = 0; r < rows; ++r) dst[r] = tile[r * tld + (c - c0)] + bc;
+                            }
+                        });
+        }
+    }, s.o * taps * s.pixels());
+    return y;
+}
+
+// The input gradient in stride phases. Input row iy receives from kernel rows ky = (iy + pad) mod stride +
+// stride*t, at output row (iy + pad) / stride - t; so within one phase it is a stride-1 correlation of the
+// output gradient, padded by `top`/`left` (and enough at the far side), with a subset of the flipped kernel.
+struct InputGradPhase {
+    std::vector<std::int32_t> pixel;  // dx position -> offset of its t = 0 tap in the padded gradient
+    std::vector<std::int32_t> dst;    // dx position -> iy * W + ix
+    std::vector<std::int32_t> tap;    // (o, ty, tx) -> offset in one group's padded gradient
+    Tensor<float> weights;            // [groups, taps, cg rounded up to kLanes]
+};
+
+struct InputGradPlan {
+    std::int64_t top, left, hd, wd;  // padded gradient: [O, hd, wd] with dy at (top, left)
+    std::vector<InputGradPhase> phases;
+};
+
+inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s) {
+    InputGradPlan plan;
+    plan.top = (s.kh - 1) / s.stride;
+    plan.left = (s.kw - 1) / s.stride;
+    plan.hd = plan.top + std::max(s.ho, (s.h - 1 + s.pad) / s.stride + 1);
+    plan.wd = plan.left + std::max(s.wo, (s.w - 1 + s.pad) / s.stride + 1);
+    const std::int64_t ld = round_up_lanes(s.cg);
+    for (std::int64_t py = 0; py < s.stride; ++py)
+        for (std::int64_t px = 0; px < s.stride; ++px) {
+            InputGradPhase ph;
+            std::vector<std::int64_t> kernel_index;  // (o, ty, tx) -> flat index of W[o][0][ky][kx] in a group
+            for (std::int64_t o = 0; o < s.og; ++o)
+                for (std::int64_t ky = py; ky < s.kh; ky += s.stride)
+                    for (std::int64_t kx = px; kx < s.kw; kx += s.stride) {
+                        ph.tap.push_back(static_cast<std::int32_t>(o * plan.hd * plan.wd -
+                                                                   (ky - py) / s.stride * plan.wd -
+                                                                   (kx - px) / s.stride));
+                        kernel_index.push_back((o * s.cg * s.kh + ky) * s.kw + kx);
+                    }
+            for (std::int64_t iy = (py - s.pad % s.stride + s.stride) % s.stride; iy < s.h; iy += s.stride)
+                for (std::int64_t ix = (px - s.pad % s.stride + s.stride) % s.stride; ix < s.w; ix += s.stride) {
+                    ph.pixel.push_back(static_cast<std::int32_t>(((iy + s.pad) / s.stride + plan.top) * plan.wd +
+                                                                 (ix + s.pad) / s.stride + plan.left));
+                    ph.dst.push_back(static_cast<std::int32_t>(iy * s.w + ix));
+                }
+            if (ph.tap.empty() || ph.pixel.empty()) continue;
+            const auto taps = static_cast<std::int64_t>(ph.tap.size());
+            ph.weights = Tensor<float>({s.groups, taps, ld});
+            for (std::int64_t g = 0; g < s.groups; ++g)
+                for (std::int64_t j = 0; j < taps; ++j)
+                    for (std::int64_t c = 0; c < s.cg; ++c)
+                        ph.weights[(g * taps + j) * ld + c] =
+                            w[g * s.og * s.cg * s.kh * s.kw + kernel_index[static_cast<std::size_t>(j)] +
+                              c * s.kh * s.kw];
+            plan.phases.push_back(std::move(ph));
+        }
+    return plan;
+}
+
+inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const InputGradPlan& plan, const ConvShape& s,
+                             Tensor<float>& dx) {
+    const std::int64_t group_grad = s.og * plan.hd * plan.wd, ld = round_up_lanes(s.cg);
+    float* dyp = thread_scratch(kPaddedGradSlot, s.o * plan.hd * plan.wd);
+    pad_planes(dy.data() + n * s.o * s.pixels(), s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
+    for (const InputGradPhase& ph : plan.phases) {
+        const auto taps = static_cast<std::int64_t>(ph.tap.size());
+        for (std::int64_t g = 0; g < s.groups; ++g) {
+            float* out = dx.data() + (n * s.c + g * s.cg) * s.h * s.w;
+            gather_gemm(dyp + g * group_grad, ph.pixel, ph.tap, ph.weights.data() + g * taps * ld, ld,
+                        [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
+                            for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.cg); ++c) {
+                                float* dst = out + c * s.h * s.w;
+                                for (int r = 0; r < rows; ++r)
+                                    dst[ph.dst[static_cast<std::size_t>(p0 + r)]] += tile[r * tld + (c - c0)];
+                            }
+                        });
+        }
+    }
+}
+
+// Adds image n's weight gradient, [groups, taps, og rounded up to kLanes], into acc.
+inline void weight_grad_image(const Tensor<float>& dy, const Tensor<float>& x, std::int64_t n, const ConvTables& t,
+                              const ConvShape& s, float* acc) {
+    const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
+    const float* img = padded_image(x, n, s);
+    float* dyt = thread_scratch(kGradTransposeSlot, s.pixels() * ld);
+    for (std::int64_t g = 0; g < s.groups; ++g) {
+        const float* gy = dy.data() + (n * s.o + g * s.og) * s.pixels();
+        for (std::int64_t p = 0; p < s.pixels(); ++p) {
+            for (std::int64_t o = 0; o < s.og; ++o) dyt[p * ld + o] = gy[o * s.pixels() + p];
+            std::fill(dyt + p * ld + s.og, dyt + (p + 1) * ld, 0.0f);
+        }
+        float* acc_g = acc + g * taps * ld;
+        gather_gemm(img + g * group_in, t.tap, t.pixel, dyt, ld,
+                    [&](std::int64_t t0, int rows, std::int64_t c0, const float* tile, int tld) {
+                        for (int r = 0; r < rows; ++r) {
+                            float* dst = acc_g + (t0 + r) * ld + c0;
+                            for (int c = 0; c < tld; ++c) dst[c] += tile[r * tld + c];
+                        }
+                    });
+    }
+}
+
+inline void bias_grad(const Tensor<float>& dy, const ConvShape& s, Tensor<float>& db) {
+    parallel_for(s.o, [&](std::int64_t o) {
+        float total = 0.0f;
+        for (std::int64_t n = 0; n < s.n; ++n) total += sum(dy.data() + (n * s.o + o) * s.pixels(), s.pixels());
+        db[o] += total;
+    }, s.n * s.pixels());
+}
+
+inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
+                            const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw, Tensor<float>* db) {
+    if (s.n == 0) return;
+    if (db) bias_grad(dy, s, *db);
+    if (s.cg == 1) {
+        depthwise_backward(dy, x, w, s, dx, dw);
+        return;
+    }
+    if (!dx && !dw) return;
+    const std::int64_t chunks = std::min(s.n, kGradChunks), ld = round_up_lanes(s.og), taps = s.taps();
+    const std::int64_t chunk_size = s.groups * taps * ld;
+    const ConvTables t = conv_tables(s);
+    const InputGradPlan plan = dx ? input_grad_plan(w, s) : InputGradPlan{};
+    Tensor<float> partial = dw ? Tensor<float>({chunks, chunk_size}) : Tensor<float>();
+    parallel_for(chunks, [&](std::int64_t k) {
+        const auto [begin, end] = split_range(s.n, chunks, k);
+        for (std::int64_t n = begin; n < end; ++n) {
+            if (dw) weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
+            if (dx) input_grad_image(dy, n, plan, s, *dx);
+        }
+    }, (s.n / chunks + 1) * 2 * s.o * taps * s.pixels());
+    if (dw)
+        parallel_for(s.o, [&](std::int64_t o) {
+            const std::int64_t g = o / s.og, col = o % s.og;
+            for (std::int64_t tap = 0; tap < taps; ++tap) {
+                float total = 0.0f;
+                for (std::int64_t k = 0; k < chunks; ++k) total += partial[k * chunk_size + (g * taps + tap) * ld + col];
+                (*dw)[o * taps + tap] += total;
+            }
+        }, chunks * taps);
+}
+
+}  // namespace detail
+
+inline Var conv2d(const Var& x, const Var& weight, const Var& bias, Conv2dOptions opt = {}) {
+    const detail::ConvShape s = detail::conv_shape(x, weight, bias, opt);
+    Tensor<float> y = detail::conv2d_forward(x.value(), weight.value(), bias.defined() ? &bias.value() : nullptr, s);
+    auto backward = [xv = x.value(), wv = weight.value(), s](Node& node) {
+        auto grad_of = [&](std::size_t k) -> Tensor<float>* {
+            return k < node.parents.size() && node.parents[k]->requires_grad ? &node.parents[k]->grad_buffer()
+                                                                            : nullptr;
+        };
+        detail::conv2d_backward(node.grad, xv, wv, s, grad_of(0), grad_of(1), grad_of(2));
+    };
+    if (bias.defined()) return make_result(std::move(y), {&x, &weight, &bias}, std::move(backward));
+    return make_result(std::move(y), {&x, &weight}, std::move(backward));
+}
+
+}  // namespace ironclad

@@ -1,0 +1,157 @@
+// batch_norm2d: per-channel batch normalisation, as torch.nn.functional.batch_norm.
+//
+// x: [N,C,H,W]; gamma, beta: [C], or both undefined for no affine map; running_mean, running_var: [C].
+// Training normalises with the batch mean and biased variance and, when the running buffers are defined,
+// updates them in place: running = (1 - momentum) * running + momentum * batch, with the UNBIASED variance
+// for running_var (as PyTorch). Eval normalises with the running statistics, so the op is a per-channel
+// affine map and its backward is that map. Both modes have a full backward.
+// Each channel is reduced by one thread over its planes in order (plane sums in float SIMD, channel totals in
+// double, shifted by the channel's first value against cancellation): bit-identical for any thread count.
+#pragma once
+
+#include "ironclad/autograd/variable.hpp"
+#include "ironclad/core/gemm.hpp"
+#include "ironclad/core/parallel.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace ironclad {
+
+namespace detail {
+
+// Adds sum(a - sa) to s1 and sum((a - sa) * (b - sb)) to s2 over one plane: SIMD partial sums in float (a plane
+// is short enough for that), totals in double.
+inline void plane_sums(const float* a, const float* b, std::int64_t n, float sa, float sb, double& s1, double& s2) {
+    SimdFloat v1 = {}, v2 = {};
+    const SimdFloat va = simd_splat(sa), vb = simd_splat(sb);
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        const SimdFloat da = simd_load(a + i) - va;
+        v1 += da;
+        v2 += da * (simd_load(b + i) - vb);
+    }
+    float t1 = simd_hsum(v1), t2 = simd_hsum(v2);
+    for (; i < n; ++i) {
+        t1 += a[i] - sa;
+        t2 += (a[i] - sa) * (b[i] - sb);
+    }
+    s1 += t1;
+    s2 += t2;
+}
+
+struct NormShape {
+    std::int64_t n, c, plane;
+    std::int64_t count() const { return n * plane; }  // values per channel
+};
+
+// Per channel c: out plane = (in - mean[c]) * scale[c] + shift[c].
+inline void normalize_planes(const float* in, float* out, const NormShape& s, const float* mean, const float* scale,
+                             const float* shift) {
+    parallel_for(s.n * s.c, [&](std::int64_t i) {
+        const std::int64_t c = i % s.c;
+        const float m = mean[c], k = scale[c], b = shift[c];
+        const float* src = in + i * s.plane;
+        float* dst = out + i * s.plane;
+        for (std::int64_t j = 0; j < s.plane; ++j) dst[j] = (src[j] - m) * k + b;
+    }, s.plane);
+}
+
+}  // namespace detail
+
+inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<float>& running_mean,
+                        Tensor<float>& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f) {
+    if (!x.defined()) throw std::invalid_argument("batch_norm2d: input must be defined");
+    const Shape& xs = x.shape();
+    auto fail = [&](const std::string& problem) {
+        throw std::invalid_argument("batch_norm2d: " + problem + " (input " + shape_str(xs) +
+                                    (gamma.defined() ? ", gamma " + shape_str(gamma.shape()) : "") +
+                                    (beta.defined() ? ", beta " + shape_str(beta.shape()) : "") + ", running_mean " +
+                                    shape_str(running_mean.shape()) + ", running_var " +
+                                    shape_str(running_var.shape()) + ")");
+    };
+    if (xs.size() != 4) fail("input must be [N,C,H,W]");
+    const detail::NormShape s{xs[0], xs[1], xs[2] * xs[3]};
+    const Shape channels{s.c};
+    if (gamma.defined() != beta.defined()) fail("gamma and beta must both be given or both be undefined");
+    if (gamma.defined() && (gamma.shape() != channels || beta.shape() != channels)) fail("gamma and beta must be [C]");
+    const bool track = running_mean.defined() || running_var.defined();
+    if (track && (running_mean.shape() != channels || running_var.shape() != channels))
+        fail("running_mean and running_var must be [C]");
+    if (!training && !track) fail("eval mode needs running statistics");
+    if (training && s.count() < 2) fail("training needs more than one value per channel");
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) fail("need eps > 0 and momentum in [0, 1]");
+
+    // Statistics used to normalise, and the affine map they give: y = (x - mean) * scale + shift.
+    Tensor<float> mean({s.c}), invstd({s.c}), scale({s.c}), shift({s.c});
+    const float* xd = x.value().data();
+    if (training) {
+        parallel_for(s.c, [&](std::int64_t c) {
+            const float origin = xd[c * s.plane];
+            double s1 = 0.0, s2 = 0.0;
+            for (std::int64_t n = 0; n < s.n; ++n) {
+                const float* plane = xd + (n * s.c + c) * s.plane;
+                detail::plane_sums(plane, plane, s.plane, origin, origin, s1, s2);
+            }
+            const double m = static_cast<double>(s.count());
+            const double var = std::max(0.0, s2 / m - (s1 / m) * (s1 / m));
+            mean[c] = static_cast<float>(origin + s1 / m);
+            invstd[c] = static_cast<float>(1.0 / std::sqrt(var + eps));
+            if (track) {
+                running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean[c];
+                running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * var * m / (m - 1.0));
+            }
+        }, s.count());
+    } else {
+        for (std::int64_t c = 0; c < s.c; ++c) {
+            mean[c] = running_mean[c];
+            invstd[c] = 1.0f / std::sqrt(running_var[c] + eps);
+        }
+    }
+    for (std::int64_t c = 0; c < s.c; ++c) {
+        scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
+        shift[c] = beta.defined() ? beta.value()[c] : 0.0f;
+    }
+    Tensor<float> y(xs);
+    detail::normalize_planes(xd, y.data(), s, mean.data(), scale.data(), shift.data());
+
+    auto backward = [xv = x.value(), s, training, mean, invstd, scale](Node& node) {
+        Node* px = node.parents[0].get();
+        Node* pg = node.parents.size() > 1 ? node.parents[1].get() : nullptr;
+        Node* pb = node.parents.size() > 1 ? node.parents[2].get() : nullptr;
+        const float* dy = node.grad.data();
+        float* dx = px->requires_grad ? px->grad_buffer().data() : nullptr;
+        float* dgamma = pg && pg->requires_grad ? pg->grad_buffer().data() : nullptr;
+        float* dbeta = pb && pb->requires_grad ? pb->grad_buffer().data() : nullptr;
+        const double m = static_cast<double>(s.count());
+        parallel_for(s.c, [&](std::int64_t c) {
+            // sum(dy) and sum(dy * xhat) = invstd * sum(dy * (x - mean)).
+            double sum_dy = 0.0, sum_dy_xc = 0.0;
+            for (std::int64_t n = 0; n < s.n; ++n) {
+                const std::int64_t at = (n * s.c + c) * s.plane;
+                detail::plane_sums(dy + at, xv.data() + at, s.plane, 0.0f, mean[c], sum_dy, sum_dy_xc);
+            }
+            const double sum_dy_xhat = sum_dy_xc * invstd[c];
+            if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xhat);
+            if (dbeta) dbeta[c] += static_cast<float>(sum_dy);
+            if (!dx) return;
+            // Training: the batch statistics depend on x, which removes the gradient's mean and its xhat part.
+            const float k = scale[c], mu = mean[c], is = invstd[c];
+            const float dy_mean = training ? static_cast<float>(sum_dy / m) : 0.0f;
+            const float dyx_mean = training ? static_cast<float>(sum_dy_xhat / m) : 0.0f;
+            for (std::int64_t n = 0; n < s.n; ++n) {
+                const std::int64_t at = (n * s.c + c) * s.plane;
+                for (std::int64_t j = 0; j < s.plane; ++j) {
+                    const float xhat = (xv[at + j] - mu) * is;
+                    dx[at + j] += k * (dy[at + j] - dy_mean - xhat * dyx_mean);
+                }
+            }
+        }, 2 * s.count());
+    };
+    if (gamma.defined()) return make_result(std::move(y), {&x, &gamma, &beta}, std::move(backward));
+    return make_result(std::move(y), {&x}, std::move(backward));
+}
+
+}  // namespace ironclad

@@ -1,0 +1,139 @@
+// SIMD float kernels under the conv/norm ops: a portable vector type, deterministic reductions, and the
+// gather-GEMM that convolutions are lowered to.
+//
+// Contract: SimdFloat is a GCC vector of kLanes floats sized for the widest ISA the build targets (AVX-512,
+// AVX or SSE), so one source serves every -march. Reductions use a fixed lane and accumulator order: a
+// result depends on the data only, never on alignment or threads.
+// gather_gemm(src, row_off, red_off, B) computes T = A * B where A[r][j] = src[row_off[r] + red_off[j]] is read
+// in place. A convolution passes output pixels as rows and kernel taps as the reduction (or the reverse for
+// the weight gradient), which replaces an im2col matrix by two offset tables.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace ironclad {
+
+#if defined(__AVX512F__)
+inline constexpr int kLanes = 16;
+#elif defined(__AVX__)
+inline constexpr int kLanes = 8;
+#else
+inline constexpr int kLanes = 4;
+#endif
+
+using SimdFloat = float __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline SimdFloat simd_load(const float* p) {
+    SimdFloat v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void simd_store(float* p, SimdFloat v) { std::memcpy(p, &v, sizeof v); }
+// s - 0 is exactly s, so this compiles to a single broadcast (a lane-by-lane fill does not).
+inline SimdFloat simd_splat(float s) { return s - SimdFloat{}; }
+inline float simd_hsum(SimdFloat v) {
+    float s = 0.0f;
+    for (int i = 0; i < kLanes; ++i) s += v[i];
+    return s;
+}
+
+// sum_i a[i] * b[i * b_stride]; four vector accumulators hide the FMA latency.
+inline float dot(const float* a, const float* b, std::int64_t n, std::int64_t b_stride = 1) {
+    std::int64_t i = 0;
+    float tail = 0.0f;
+    if (b_stride == 1) {
+        SimdFloat acc[4] = {};
+        for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+            for (int u = 0; u < 4; ++u) acc[u] += simd_load(a + i + u * kLanes) * simd_load(b + i + u * kLanes);
+        for (; i + kLanes <= n; i += kLanes) acc[0] += simd_load(a + i) * simd_load(b + i);
+        tail = simd_hsum((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    }
+    for (; i < n; ++i) tail += a[i] * b[i * b_stride];
+    return tail;
+}
+
+inline float sum(const float* a, std::int64_t n) {
+    std::int64_t i = 0;
+    SimdFloat acc[4] = {};
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int u = 0; u < 4; ++u) acc[u] += simd_load(a + i + u * kLanes);
+    for (; i + kLanes <= n; i += kLanes) acc[0] += simd_load(a + i);
+    float s = simd_hsum((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    for (; i < n; ++i) s += a[i];
+    return s;
+}
+
+// Register tile of the gather-GEMM: kTileRows<NV> rows by NV vectors of columns. Sizes keep the accumulators,
+// the B vectors and one row pointer per row in registers (32 vector registers under AVX-512).
+inline constexpr int kMaxTileVectors = 4;
+template <int NV>
+inline constexpr int kTileRows = NV <= 2 ? 8 : 6;
+
+namespace detail {
+
+// tile[r][:] = sum_j src[row_off[r] + red_off[j]] * b[j][:], for MR rows and NV vectors of b's columns.
+template <int MR, int NV>
+inline void gather_gemm_tile(const float* src, const std::int32_t* row_off, const std::int32_t* red_off,
+                             std::int64_t depth, const float* b, std::int64_t ldb, float* tile) {
+    SimdFloat acc[MR][NV] = {};
+    const float* rows[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) rows[r] = src + row_off[r];
+    for (std::int64_t j = 0; j < depth; ++j, b += ldb) {
+        const std::int32_t off = red_off[j];
+        SimdFloat bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = simd_load(b + v * kLanes);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+            const SimdFloat a = simd_splat(rows[r][off]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] += a * bv[v];
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) simd_store(tile + (r * NV + v) * kLanes, acc[r][v]);
+}
+
+template <int NV, class Sink>
+void gather_gemm_panel(const float* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
+                       const float* b, std::int64_t ldb, std::int64_t col0, Sink& sink) {
+    constexpr int MR = kTileRows<NV>;
+    alignas(64) float tile[MR * NV * kLanes];
+    std::int32_t rows[MR];
+    const auto n = static_cast<std::int64_t>(row_off.size());
+    for (std::int64_t r0 = 0; r0 < n; r0 += MR) {
+        const int nr = static_cast<int>(std::min<std::int64_t>(MR, n - r0));
+        // A short last tile repeats its last row rather than reading past the table.
+        for (int r = 0; r < MR; ++r) rows[r] = row_off[static_cast<std::size_t>(r0 + std::min(r, nr - 1))];
+        gather_gemm_tile<MR, NV>(src, rows, red_off.data(), static_cast<std::int64_t>(red_off.size()), b + col0, ldb,
+                                 tile);
+        sink(r0, nr, col0, static_cast<const float*>(tile), NV * kLanes);
+    }
+}
+
+}  // namespace detail
+
+// T = A * B with A[r][j] = src[row_off[r] + red_off[j]] and B a row-major [red_off.size(), ldb] matrix, ldb a
+// multiple of kLanes. T is handed over in tiles: sink(row0, rows, col0, tile, ld) gets rows [row0, row0+rows)
+// and columns [col0, col0+ld) of T as a row-major tile with leading dimension ld.
+template <class Sink>
+void gather_gemm(const float* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
+                 const float* b, std::int64_t ldb, Sink&& sink) {
+    for (std::int64_t col0 = 0; col0 < ldb; col0 += kMaxTileVectors * kLanes) {
+        switch (std::min<std::int64_t>(kMaxTileVectors, (ldb - col0) / kLanes)) {
+            case 1: detail::gather_gemm_panel<1>(src, row_off, red_off, b, ldb, col0, sink); break;
+            case 2: detail::gather_gemm_panel<2>(src, row_off, red_off, b, ldb, col0, sink); break;
+            case 3: detail::gather_gemm_panel<3>(src, row_off, red_off, b, ldb, col0, sink); break;
+            default: detail::gather_gemm_panel<4>(src, row_off, red_off, b, ldb, col0, sink); break;
+        }
+    }
+}
+
+// Smallest multiple of kLanes that holds n columns.
+inline std::int64_t round_up_lanes(std::int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+}  // namespace ironclad

@@ -1,0 +1,178 @@
+// conv2d: finite-difference gradients, PyTorch golden values, a many-channel forward against direct
+// summation, bit-identical results at 1 and 2 threads, gradients only where asked, shape errors.
+#include "ironclad/autograd/conv.hpp"
+
+#include "../golden/ops/conv.inc"
+#include "../support/grad_check.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+using namespace ironclad;
+using ironclad::testing::check_gradients;
+using ironclad::testing::random_tensor;
+
+namespace {
+
+struct ConvCase {
+    const char* name;
+    Shape x, w;
+    Conv2dOptions opt;
+    bool bias;
+};
+
+void check_conv_gradients(const ConvCase& c) {
+    CAPTURE(c.name);
+    std::vector<Tensor<float>> inputs{random_tensor(c.x, 1), random_tensor(c.w, 2)};
+    if (c.bias) inputs.push_back(random_tensor({c.w[0]}, 3));
+    check_gradients(
+        [&](std::vector<Var>& v) { return conv2d(v[0], v[1], c.bias ? v[2] : Var(), c.opt); }, inputs);
+}
+
+// y[n][o][i][j] by direct summation in double.
+Tensor<float> direct_conv(const Tensor<float>& x, const Tensor<float>& w, Conv2dOptions opt) {
+    const std::int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0), k = w.dim(2);
+    const std::int64_t cg = c / opt.groups, og = o / opt.groups;
+    const std::int64_t ho = (h + 2 * opt.padding - k) / opt.stride + 1, wo = (wd + 2 * opt.padding - k) / opt.stride + 1;
+    Tensor<float> y({n, o, ho, wo});
+    for (std::int64_t b = 0; b < n; ++b)
+        for (std::int64_t oc = 0; oc < o; ++oc)
+            for (std::int64_t i = 0; i < ho; ++i)
+                for (std::int64_t j = 0; j < wo; ++j) {
+                    double acc = 0;
+                    for (std::int64_t ic = 0; ic < cg; ++ic)
+                        for (std::int64_t ky = 0; ky < k; ++ky)
+                            for (std::int64_t kx = 0; kx < k; ++kx) {
+                                const std::int64_t iy = i * opt.stride + ky - opt.padding;
+                                const std::int64_t ix = j * opt.stride + kx - opt.padding;
+                                if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
+                                    acc += double(x.at({b, oc / og * cg + ic, iy, ix})) * w.at({oc, ic, ky, kx});
+                            }
+                    y.at({b, oc, i, j}) = static_cast<float>(acc);
+                }
+    return y;
+}
+
+struct ConvRun {
+    Tensor<float> y, dx, dw, db;
+};
+
+ConvRun run_conv(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& b, const Tensor<float>& dy,
+                 Conv2dOptions opt) {
+    Var xv(x, true), wv(w, true), bv(b, true);
+    Var y = conv2d(xv, wv, bv, opt);
+    y.backward(dy);
+    return {y.value(), xv.grad(), wv.grad(), bv.grad()};
+}
+
+bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.bytes().size()) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d gradients match finite differences") {
+    const ConvCase cases[] = {
+        {"3x3 padding 1, bias", {2, 3, 5, 5}, {4, 3, 3, 3}, {1, 1, 1}, true},
+        {"3x3 no padding, no bias", {2, 2, 6, 5}, {3, 2, 3, 3}, {1, 0, 1}, false},
+        {"3x3 stride 2 padding 1", {2, 3, 7, 6}, {5, 3, 3, 3}, {2, 1, 1}, true},
+        {"5x5 padding 2", {1, 2, 6, 6}, {3, 2, 5, 5}, {1, 2, 1}, false},
+        {"groups 2", {2, 4, 5, 5}, {6, 2, 3, 3}, {1, 1, 2}, true},
+        {"depthwise", {2, 4, 6, 6}, {4, 1, 3, 3}, {1, 1, 4}, true},
+        {"depthwise stride 2, multiplier 2", {2, 3, 7, 7}, {6, 1, 3, 3}, {2, 1, 3}, false},
+        {"1x1", {2, 5, 4, 4}, {3, 5, 1, 1}, {1, 0, 1}, true},
+        {"1x1 stride 2", {2, 3, 5, 5}, {4, 3, 1, 1}, {2, 0, 1}, false},
+        {"single input channel", {2, 1, 6, 6}, {3, 1, 3, 3}, {1, 1, 1}, true},
+    };
+    for (const ConvCase& c : cases) check_conv_gradients(c);
+}
+
+TEST_CASE("conv2d matches PyTorch") {
+    for (const ConvGolden& g : conv_golden) {
+        CAPTURE(g.name);
+        const Tensor<float> x = golden_input({g.n, g.c, g.h, g.w}, 1);
+        const Tensor<float> w = golden_input({g.o, g.c / g.groups, g.k, g.k}, 2);
+        Var xv(x, true), wv(w, true), bv = g.bias ? Var(golden_input({g.o}, 3), true) : Var();
+        Var y = conv2d(xv, wv, bv, {g.stride, g.padding, g.groups});
+        y.backward(golden_input(y.shape(), 4));
+        check_golden(y.value(), g.y, "y");
+        check_golden(xv.grad(), g.dx, "dx");
+        check_golden(wv.grad(), g.dw, "dw");
+        if (g.bias) check_golden(bv.grad(), g.db, "db");
+    }
+}
+
+TEST_CASE("conv2d with many channels matches direct summation") {
+    // 70 and 35 output channels take several column blocks and a partial one; 13x11 pixels a short last tile.
+    const Tensor<float> x = random_tensor({2, 20, 13, 11}, 4), w1 = random_tensor({70, 20, 3, 3}, 5),
+                        w2 = random_tensor({70, 10, 3, 3}, 6);
+    for (auto [w, opt] : {std::pair{w1, Conv2dOptions{1, 1, 1}}, std::pair{w2, Conv2dOptions{2, 1, 2}}}) {
+        NoGradGuard no_grad;
+        const Tensor<float> y = conv2d(Var(x), Var(w), Var(), opt).value();
+        const Tensor<float> ref = direct_conv(x, w, opt);
+        REQUIRE(y.shape() == ref.shape());
+        float worst = 0;
+        for (std::int64_t i = 0; i < y.numel(); ++i) worst = std::max(worst, std::abs(y[i] - ref[i]));
+        CHECK(worst < 1e-4f);
+    }
+}
+
+TEST_CASE("conv2d results do not depend on the thread count") {
+    const int threads = num_threads();
+    // 11 images: uneven chunks of the weight-gradient reduction; stride 2 and groups exercise every path.
+    for (Conv2dOptions opt : {Conv2dOptions{1, 1, 1}, Conv2dOptions{2, 1, 2}, Conv2dOptions{1, 1, 8}}) {
+        CAPTURE(opt.groups);
+        const Tensor<float> x = random_tensor({11, 8, 9, 9}, 7), w = random_tensor({16, 8 / opt.groups, 3, 3}, 8),
+                            b = random_tensor({16}, 9);
+        const Tensor<float> dy = random_tensor({11, 16, (9 + 2 - 3) / opt.stride + 1, (9 + 2 - 3) / opt.stride + 1}, 10);
+        set_num_threads(1);
+        const ConvRun one = run_conv(x, w, b, dy, opt);
+        set_num_threads(2);
+        const ConvRun two = run_conv(x, w, b, dy, opt);
+        set_num_threads(threads);
+        CHECK(same_bits(one.y, two.y));
+        CHECK(same_bits(one.dx, two.dx));
+        CHECK(same_bits(one.dw, two.dw));
+        CHECK(same_bits(one.db, two.db));
+    }
+}
+
+TEST_CASE("conv2d computes only the gradients that are required") {
+    Var x(random_tensor({2, 3, 5, 5}, 1), true), w(random_tensor({4, 3, 3, 3}, 2), false);
+    Var b(random_tensor({4}, 3), true);
+    Var y = conv2d(x, w, b, {1, 1, 1});
+    y.backward(random_tensor(y.shape(), 4));
+    CHECK(x.grad().defined());
+    CHECK_FALSE(w.grad().defined());
+    CHECK(b.grad().defined());
+
+    Var frozen_input(random_tensor({2, 3, 5, 5}, 1), false), trainable(random_tensor({4, 3, 3, 3}, 2), true);
+    {
+        NoGradGuard no_grad;
+        CHECK_FALSE(conv2d(frozen_input, trainable, Var(), {}).requires_grad());
+    }
+    CHECK_FALSE(conv2d(frozen_input, w, Var(), {}).requires_grad());
+}
+
+TEST_CASE("conv2d rejects inconsistent shapes with a message naming them") {
+    const Var x(Tensor<float>({2, 3, 5, 5})), w(Tensor<float>({4, 2, 3, 3}));
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    const std::string channels = message([&] { conv2d(x, w, Var(), {}); });
+    CHECK(channels.find("conv2d") != std::string::npos);
+    CHECK(channels.find("[2,3,5,5]") != std::string::npos);
+    CHECK(channels.find("[4,2,3,3]") != std::string::npos);
+    CHECK_THROWS_AS(conv2d(Var(Tensor<float>({3, 5, 5})), w, Var(), {}), std::invalid_argument);
+    CHECK_THROWS_AS(conv2d(x, Var(Tensor<float>({4, 3, 3, 3})), Var(Tensor<float>({3})), {}), std::invalid_argument);
+    CHECK_THROWS_AS(conv2d(x, Var(Tensor<float>({4, 3, 7, 7})), Var(), {}), std::invalid_argument);
+    CHECK_THROWS_AS(conv2d(x, Var(Tensor<float>({4, 1, 3, 3})), Var(), {1, 0, 2}), std::invalid_argument);
+    CHECK_THROWS_AS(conv2d(x, Var(Tensor<float>({4, 3, 3, 3})), Var(), {0, 0, 1}), std::invalid_argument);
+}

@@ -1,0 +1,116 @@
+// batch_norm2d: finite-difference gradients in both modes, PyTorch golden values (outputs, gradients and
+// running statistics), accuracy far from zero, bit-identical results at 1 and 2 threads, argument errors.
+#include "ironclad/autograd/norm.hpp"
+
+#include "../golden/ops/norm.inc"
+#include "../support/grad_check.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+using namespace ironclad;
+using ironclad::testing::check_gradients;
+using ironclad::testing::random_tensor;
+
+TEST_CASE("batch_norm2d gradients match finite differences") {
+    const Shape shape{3, 2, 3, 4};
+    Tensor<float> mean = random_tensor({2}, 5, -0.5f, 0.5f), var = random_tensor({2}, 6, 0.5f, 1.5f);
+    for (bool training : {true, false}) {
+        CAPTURE(training);
+        check_gradients(
+            [&](std::vector<Var>& v) { return batch_norm2d(v[0], v[1], v[2], mean, var, training); },
+            {random_tensor(shape, 1), random_tensor({2}, 2, 0.5f, 1.5f), random_tensor({2}, 3)});
+    }
+    Tensor<float> untracked_mean, untracked_var;
+    check_gradients(
+        [&](std::vector<Var>& v) { return batch_norm2d(v[0], Var(), Var(), untracked_mean, untracked_var, true); },
+        {random_tensor(shape, 4)});
+}
+
+TEST_CASE("batch_norm2d matches PyTorch") {
+    for (const NormGolden& g : norm_golden) {
+        CAPTURE(g.name);
+        const Tensor<float> r = golden_input({g.c}, 2);
+        Tensor<float> gamma({g.c}), mean({g.c}), var({g.c});
+        const Tensor<float> seed5 = golden_input({g.c}, 5), seed6 = golden_input({g.c}, 6);
+        for (int c = 0; c < g.c; ++c) {
+            gamma[c] = 1.0f + 0.5f * r[c];
+            mean[c] = 0.1f * seed5[c];
+            var[c] = 1.0f + 0.5f * seed6[c];
+        }
+        Var x(golden_input({g.n, g.c, g.h, g.w}, 1), true), gv(gamma, true), bv(golden_input({g.c}, 3), true);
+        Var y = batch_norm2d(x, gv, bv, mean, var, g.training);
+        y.backward(golden_input(y.shape(), 4));
+        check_golden(y.value(), g.y, "y");
+        check_golden(x.grad(), g.dx, "dx");
+        check_golden(gv.grad(), g.dgamma, "dgamma");
+        check_golden(bv.grad(), g.dbeta, "dbeta");
+        check_golden(mean, g.running_mean, "running_mean");
+        check_golden(var, g.running_var, "running_var");
+    }
+}
+
+TEST_CASE("batch_norm2d statistics stay accurate far from zero") {
+    // Channel values 1000 + U(-1, 1): a naive float sum of squares would lose the variance to cancellation.
+    Tensor<float> x = random_tensor({4, 1, 16, 16}, 1);
+    for (auto& v : x) v += 1000.0f;
+    double sum = 0, sq = 0;
+    for (float v : x) sum += v;
+    const double mean = sum / double(x.numel());
+    for (float v : x) sq += (v - mean) * (v - mean);
+    const double var = sq / double(x.numel());
+    Tensor<float> running_mean({1}), running_var({1}, 1.0f);
+    NoGradGuard no_grad;
+    const Tensor<float> y = batch_norm2d(Var(x), Var(), Var(), running_mean, running_var, true).value();
+    double worst = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i)
+        worst = std::max(worst, std::abs(y[i] - (x[i] - mean) / std::sqrt(var + 1e-5)));
+    CHECK(worst < 2e-3);  // float inputs near 1000 carry 6e-5 absolute error; / std ~0.58
+    CHECK(running_mean[0] == doctest::Approx(0.1 * mean).epsilon(1e-6));
+    CHECK(running_var[0] == doctest::Approx(0.9 + 0.1 * var * x.numel() / (x.numel() - 1)).epsilon(1e-4));
+}
+
+TEST_CASE("batch_norm2d results do not depend on the thread count") {
+    const Tensor<float> x = random_tensor({16, 6, 12, 12}, 1), gamma = random_tensor({6}, 2), beta = random_tensor({6}, 3),
+                        dy = random_tensor({16, 6, 12, 12}, 4);
+    auto run = [&](int threads, bool training) {
+        set_num_threads(threads);
+        Tensor<float> mean({6}), var({6}, 1.0f);
+        Var xv(x, true), gv(gamma, true), bv(beta, true);
+        Var y = batch_norm2d(xv, gv, bv, mean, var, training);
+        y.backward(dy);
+        return std::vector<Tensor<float>>{y.value(), xv.grad(), gv.grad(), bv.grad(), mean, var};
+    };
+    const int threads = num_threads();
+    for (bool training : {true, false}) {
+        CAPTURE(training);
+        const auto one = run(1, training), two = run(2, training);
+        for (std::size_t k = 0; k < one.size(); ++k) {
+            CAPTURE(k);
+            CHECK(std::memcmp(one[k].data(), two[k].data(), one[k].bytes().size()) == 0);
+        }
+    }
+    set_num_threads(threads);
+}
+
+TEST_CASE("batch_norm2d rejects bad arguments with a message naming them") {
+    Tensor<float> mean({3}), var({3}, 1.0f), none;
+    const Var x(Tensor<float>({2, 3, 4, 4})), g(Tensor<float>({3}, 1.0f)), b(Tensor<float>({3}));
+    std::string what;
+    try {
+        batch_norm2d(x, Var(Tensor<float>({4})), Var(Tensor<float>({4})), mean, var, true);
+    } catch (const std::invalid_argument& e) {
+        what = e.what();
+    }
+    CHECK(what.find("batch_norm2d") != std::string::npos);
+    CHECK(what.find("[2,3,4,4]") != std::string::npos);
+    CHECK(what.find("[4]") != std::string::npos);
+    CHECK_THROWS_AS(batch_norm2d(Var(Tensor<float>({2, 3})), g, b, mean, var, true), std::invalid_argument);
+    CHECK_THROWS_AS(batch_norm2d(x, g, Var(), mean, var, true), std::invalid_argument);
+    CHECK_THROWS_AS(batch_norm2d(x, g, b, none, none, false), std::invalid_argument);
+    CHECK_THROWS_AS(batch_norm2d(Var(Tensor<float>({1, 3, 1, 1})), g, b, mean, var, true), std::invalid_argument);
+    CHECK_NOTHROW(batch_norm2d(Var(Tensor<float>({1, 3, 1, 1})), g, b, mean, var, false));
+}
