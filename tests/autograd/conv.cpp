@@ -35,7 +35,8 @@ void check_conv_gradients(const ConvCase& c) {
 Tensor<float> direct_conv(const Tensor<float>& x, const Tensor<float>& w, Conv2dOptions opt) {
     const std::int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0), k = w.dim(2);
     const std::int64_t cg = c / opt.groups, og = o / opt.groups;
-    const std::int64_t ho = (h + 2 * opt.padding - k) / opt.stride + 1, wo = (wd + 2 * opt.padding - k) / opt.stride + 1;
+    const std::int64_t ho = (h + 2 * opt.padding - k) / opt.stride + 1;
+    const std::int64_t wo = (wd + 2 * opt.padding - k) / opt.stride + 1;
     Tensor<float> y({n, o, ho, wo});
     for (std::int64_t b = 0; b < n; ++b)
         for (std::int64_t oc = 0; oc < o; ++oc)
@@ -126,7 +127,8 @@ TEST_CASE("conv2d results do not depend on the thread count") {
         CAPTURE(opt.groups);
         const Tensor<float> x = random_tensor({11, 8, 9, 9}, 7), w = random_tensor({16, 8 / opt.groups, 3, 3}, 8),
                             b = random_tensor({16}, 9);
-        const Tensor<float> dy = random_tensor({11, 16, (9 + 2 - 3) / opt.stride + 1, (9 + 2 - 3) / opt.stride + 1}, 10);
+        const std::int64_t out = (9 + 2 - 3) / opt.stride + 1;
+        const Tensor<float> dy = random_tensor({11, 16, out, out}, 10);
         set_num_threads(1);
         const ConvRun one = run_conv(x, w, b, dy, opt);
         set_num_threads(2);

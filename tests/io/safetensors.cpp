@@ -238,7 +238,8 @@ TEST_CASE("safetensors: load_into copies by name and reports every mismatch") {
     const auto file = parse_safetensors(serialize_safetensors(
         {{"layer1.0.conv1.weight", Tensor<float>({16, 16, 3, 3}, 0.5f)},
          {"linear.bias", Tensor<float>({10}, 2.0f)},
-         {"bn.num_batches_tracked", Tensor<float>(Shape{}, 7.0f)}}),
+         {"bn.num_batches_tracked", Tensor<float>(Shape{}, 7.0f)},
+         {"extra.weight", Tensor<float>({2}, 1.0f)}}),
         "ckpt.safetensors");
 
     Tensor<float> conv({32, 16, 3, 3}), bias({10}), head({10, 64});
@@ -251,7 +252,8 @@ TEST_CASE("safetensors: load_into copies by name and reports every mismatch") {
     CHECK(msg.find("\n  layer1.0.conv1.weight: checkpoint has [16,16,3,3], model expects [32,16,3,3]") !=
           std::string::npos);
     CHECK(msg.find("\n  linear.weight: missing from the checkpoint") != std::string::npos);
-    CHECK(msg.find("\n  bn.num_batches_tracked: unexpected in the checkpoint") != std::string::npos);
+    CHECK(msg.find("\n  extra.weight: unexpected in the checkpoint") != std::string::npos);
+    CHECK(msg.find("num_batches_tracked") == std::string::npos);  // PyTorch's BN counters are skipped
     CHECK(bias[0] == 0);  // all-or-nothing: the valid tensor was not copied either
 
     // Non-strict: names may differ, shapes may not; the differences are returned.
@@ -259,11 +261,12 @@ TEST_CASE("safetensors: load_into copies by name and reports every mismatch") {
     const auto report = load_into(file, {{"layer1.0.conv1.weight", &conv_ok}, {"linear.weight", &head}}, false);
     CHECK(conv_ok[100] == 0.5f);
     CHECK(report.missing == std::vector<std::string>{"linear.weight"});
-    CHECK(report.unexpected == std::vector<std::string>{"bn.num_batches_tracked", "linear.bias"});
+    CHECK(report.unexpected == std::vector<std::string>{"extra.weight", "linear.bias"});
     CHECK_THROWS_AS(load_into(file, {{"layer1.0.conv1.weight", &conv}}, false), std::runtime_error);
 
-    Tensor<float> conv2({16, 16, 3, 3}), bias2({10}), count(Shape{});
-    load_into(file, {{"layer1.0.conv1.weight", &conv2}, {"linear.bias", &bias2}, {"bn.num_batches_tracked", &count}});
+    Tensor<float> conv2({16, 16, 3, 3}), bias2({10}), count(Shape{}), extra({2});
+    load_into(file, {{"layer1.0.conv1.weight", &conv2}, {"linear.bias", &bias2}, {"bn.num_batches_tracked", &count},
+                     {"extra.weight", &extra}});
     CHECK(bias2[9] == 2.0f);
     CHECK(count[0] == 7.0f);
 }

@@ -78,7 +78,7 @@ inline ConvShape conv_shape(const Var& x, const Var& weight, const Var& bias, Co
     s.ho = (s.hp() - s.kh) / s.stride + 1;
     s.wo = (s.wp() - s.kw) / s.stride + 1;
     // Gather offsets are 32-bit; a padded image (or gradient image) must fit.
-    const std::int64_t largest = std::max(s.c * s.hp() * s.wp(), s.o * (s.ho + s.kh) * (s.wo + s.kw));
+    const std::int64_t largest = std::max(s.c * s.hp() * s.wp(), s.o * (s.ho + 2 * s.kh) * (s.wo + 2 * s.kw));
     if (largest >= std::numeric_limits<std::int32_t>::max()) fail("image too large");
     return s;
 }
@@ -86,7 +86,7 @@ inline ConvShape conv_shape(const Var& x, const Var& weight, const Var& bias, Co
 // Weight gradients are summed over this many fixed chunks of the batch, then over the chunks in order.
 inline constexpr std::int64_t kGradChunks = 8;
 // Thread scratch slots.
-inline constexpr int kPaddedInputSlot = 0, kPaddedGradSlot = 1, kGradTransposeSlot = 2;
+inline constexpr int kPaddedInputSlot = 0, kPaddedGradSlot = 1, kGradTransposeSlot = 2, kPixelMajorSlot = 3;
 
 // dst: [planes, hp, wp] holding src [planes, h, w] at (top, left), zeros elsewhere.
 inline void pad_planes(const float* src, std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t top,
@@ -96,7 +96,7 @@ inline void pad_planes(const float* src, std::int64_t planes, std::int64_t h, st
         for (std::int64_t y = 0; y < h; ++y) {
             float* row = dst + (top + y) * wp;
             std::fill(row, row + left, 0.0f);
-            std::copy(src + y * w, src + (y + 1) * w, row + left);
+            copy_floats(row + left, src + y * w, w);
             std::fill(row + left + w, row + wp, 0.0f);
         }
         std::fill(dst + (top + h) * wp, dst + hp * wp, 0.0f);
@@ -221,17 +221,21 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
     const ConvTables t = conv_tables(s);
     parallel_for(s.n, [&](std::int64_t n) {
         const float* img = padded_image(x, n, s);
+        // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
+        float* pixel_major = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
         for (std::int64_t g = 0; g < s.groups; ++g) {
-            float* out = y.data() + (n * s.o + g * s.og) * s.pixels();
-            const float* b = bias ? bias->data() + g * s.og : nullptr;
             gather_gemm(img + g * group_in, t.pixel, t.tap, packed.data() + g * taps * ld, ld,
                         [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
-                            for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.og); ++c) {
-                                float* dst = out + c * s.pixels() + p0;
-                                const float bc = b ? b[c] : 0.0f;
-                                for (int r = 0; r < rows; ++r) dst[r] = tile[r * tld + (c - c0)] + bc;
-                            }
+                            for (int r = 0; r < rows; ++r)
+                                copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
                         });
+            float* out = y.data() + (n * s.o + g * s.og) * s.pixels();
+            transpose(pixel_major, s.pixels(), s.og, ld, out, s.pixels());
+            if (bias)
+                for (std::int64_t c = 0; c < s.og; ++c) {
+                    const float bc = (*bias)[g * s.og + c];
+                    for (std::int64_t p = 0; p < s.pixels(); ++p) out[c * s.pixels() + p] += bc;
+                }
         }
     }, s.o * taps * s.pixels());
     return y;
@@ -243,6 +247,7 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
 struct InputGradPhase {
     std::vector<std::int32_t> pixel;  // dx position -> offset of its t = 0 tap in the padded gradient
     std::vector<std::int32_t> dst;    // dx position -> iy * W + ix
+    bool all_pixels = false;          // dst is 0, 1, ..., H*W - 1 (stride 1)
     std::vector<std::int32_t> tap;    // (o, ty, tx) -> offset in one group's padded gradient
     Tensor<float> weights;            // [groups, taps, cg rounded up to kLanes]
 };
@@ -278,6 +283,7 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
                     ph.dst.push_back(static_cast<std::int32_t>(iy * s.w + ix));
                 }
             if (ph.tap.empty() || ph.pixel.empty()) continue;
+            ph.all_pixels = s.stride == 1;
             const auto taps = static_cast<std::int64_t>(ph.tap.size());
             ph.weights = Tensor<float>({s.groups, taps, ld});
             for (std::int64_t g = 0; g < s.groups; ++g)
@@ -296,18 +302,26 @@ inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const Inpu
     const std::int64_t group_grad = s.og * plan.hd * plan.wd, ld = round_up_lanes(s.cg);
     float* dyp = thread_scratch(kPaddedGradSlot, s.o * plan.hd * plan.wd);
     pad_planes(dy.data() + n * s.o * s.pixels(), s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
+    float* pixel_major = thread_scratch(kPixelMajorSlot, s.h * s.w * ld);
     for (const InputGradPhase& ph : plan.phases) {
         const auto taps = static_cast<std::int64_t>(ph.tap.size());
         for (std::int64_t g = 0; g < s.groups; ++g) {
             float* out = dx.data() + (n * s.c + g * s.cg) * s.h * s.w;
+            // A full image of dx positions is added with one transpose; stride phases scatter their positions.
             gather_gemm(dyp + g * group_grad, ph.pixel, ph.tap, ph.weights.data() + g * taps * ld, ld,
                         [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
+                            if (ph.all_pixels) {
+                                for (int r = 0; r < rows; ++r)
+                                    copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
+                                return;
+                            }
                             for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.cg); ++c) {
                                 float* dst = out + c * s.h * s.w;
                                 for (int r = 0; r < rows; ++r)
                                     dst[ph.dst[static_cast<std::size_t>(p0 + r)]] += tile[r * tld + (c - c0)];
                             }
                         });
+            if (ph.all_pixels) transpose(pixel_major, s.h * s.w, s.cg, ld, out, s.h * s.w, true);
         }
     }
 }
@@ -319,11 +333,9 @@ inline void weight_grad_image(const Tensor<float>& dy, const Tensor<float>& x, s
     const float* img = padded_image(x, n, s);
     float* dyt = thread_scratch(kGradTransposeSlot, s.pixels() * ld);
     for (std::int64_t g = 0; g < s.groups; ++g) {
-        const float* gy = dy.data() + (n * s.o + g * s.og) * s.pixels();
-        for (std::int64_t p = 0; p < s.pixels(); ++p) {
-            for (std::int64_t o = 0; o < s.og; ++o) dyt[p * ld + o] = gy[o * s.pixels() + p];
-            std::fill(dyt + p * ld + s.og, dyt + (p + 1) * ld, 0.0f);
-        }
+        transpose(dy.data() + (n * s.o + g * s.og) * s.pixels(), s.og, s.pixels(), s.pixels(), dyt, ld);
+        if (s.og < ld)
+            for (std::int64_t p = 0; p < s.pixels(); ++p) std::fill(dyt + p * ld + s.og, dyt + (p + 1) * ld, 0.0f);
         float* acc_g = acc + g * taps * ld;
         gather_gemm(img + g * group_in, t.tap, t.pixel, dyt, ld,
                     [&](std::int64_t t0, int rows, std::int64_t c0, const float* tile, int tld) {
@@ -364,15 +376,22 @@ inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, con
             if (dx) input_grad_image(dy, n, plan, s, *dx);
         }
     }, (s.n / chunks + 1) * 2 * s.o * taps * s.pixels());
-    if (dw)
-        parallel_for(s.o, [&](std::int64_t o) {
-            const std::int64_t g = o / s.og, col = o % s.og;
-            for (std::int64_t tap = 0; tap < taps; ++tap) {
-                float total = 0.0f;
-                for (std::int64_t k = 0; k < chunks; ++k) total += partial[k * chunk_size + (g * taps + tap) * ld + col];
-                (*dw)[o * taps + tap] += total;
-            }
-        }, chunks * taps);
+    if (!dw) return;
+    // Chunk 0 += chunks 1, 2, ... element by element in that order, then transpose into dw.
+    constexpr std::int64_t kBlock = 4096;
+    float* total = partial.data();
+    parallel_for((chunk_size + kBlock - 1) / kBlock, [&](std::int64_t b) {
+        const std::int64_t i0 = b * kBlock, i1 = std::min(chunk_size, i0 + kBlock);
+        for (std::int64_t k = 1; k < chunks; ++k) {
+            const float* part = total + k * chunk_size;
+            for (std::int64_t i = i0; i < i1; ++i) total[i] += part[i];
+        }
+    }, chunks * kBlock);
+    parallel_for(s.o, [&](std::int64_t o) {
+        const float* col = total + (o / s.og) * taps * ld + o % s.og;
+        float* row = dw->data() + o * taps;
+        for (std::int64_t tap = 0; tap < taps; ++tap) row[tap] += col[tap * ld];
+    }, taps);
 }
 
 }  // namespace detail

@@ -1,37 +1,62 @@
 // linear: y = x W^T + b, as torch.nn.functional.linear.
 //
 // x: [N,in], weight: [out,in], bias: [out] or an undefined Var, y: [N,out].
-// Each product is cut into fixed blocks (rows of x for y and dx, rows of W for dW and db) and every block is
-// one single-threaded Eigen GEMM, so each output element is computed the same way at any thread count:
-// bit-identical results. Only the gradients of inputs that require one are computed.
+// All three products run on the gather-GEMM of core/gemm.hpp (a matrix is a gather with row offsets
+// r * row_length), split into fixed blocks of rows (of y and dx, of dW and db), so every output element is
+// computed the same way at any thread count: bit-identical results. Only the gradients of inputs that
+// require one are computed.
 #pragma once
 
 #include "ironclad/autograd/variable.hpp"
+#include "ironclad/core/gemm.hpp"
 #include "ironclad/core/parallel.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ironclad {
 
 namespace detail {
 
-// Rows per parallel block: large enough for an efficient GEMM, small enough to share a batch between threads.
+// Rows per parallel block: enough for several register tiles, few enough to share a batch between threads.
 inline constexpr std::int64_t kLinearBlock = 32;
 
-// Calls f(row0, rows) for consecutive blocks of kLinearBlock rows covering [0, n), in parallel when the work
-// (multiply-adds per row) is worth it.
-template <class F>
-void for_row_blocks(std::int64_t n, std::int64_t work_per_row, F&& f) {
-    parallel_for((n + kLinearBlock - 1) / kLinearBlock, [&](std::int64_t b) {
-        const std::int64_t r0 = b * kLinearBlock;
-        f(r0, std::min(kLinearBlock, n - r0));
-    }, kLinearBlock * work_per_row);
+// Offsets start, start + step, ... (count of them).
+inline std::vector<std::int32_t> strided_offsets(std::int64_t count, std::int64_t step) {
+    std::vector<std::int32_t> off(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) off[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i * step);
+    return off;
 }
 
-using RowVectorMap = Eigen::Map<const Eigen::Matrix<float, 1, Eigen::Dynamic>>;
+// A gather-GEMM B operand: src [rows, cols] (transposed first when asked) with rows padded to whole vectors.
+inline Tensor<float> pack_b(const float* src, std::int64_t rows, std::int64_t cols, bool transpose) {
+    const std::int64_t r = transpose ? cols : rows, c = transpose ? rows : cols, ld = round_up_lanes(c);
+    Tensor<float> b({r, ld});
+    for (std::int64_t i = 0; i < r; ++i)
+        for (std::int64_t j = 0; j < c; ++j) b[i * ld + j] = transpose ? src[j * cols + i] : src[i * cols + j];
+    return b;
+}
+
+// out[r][:cols] (+)= sum_j a[a_row[r] + a_red[j]] * b[j][:], for rows [0, rows) in parallel blocks.
+template <class Store>
+void gemm_rows(const float* a, std::span<const std::int32_t> a_row, std::span<const std::int32_t> a_red,
+               const Tensor<float>& b, Store&& store) {
+    const auto rows = static_cast<std::int64_t>(a_row.size());
+    const std::int64_t ld = b.dim(1);
+    parallel_for((rows + kLinearBlock - 1) / kLinearBlock, [&](std::int64_t blk) {
+        const std::int64_t r0 = blk * kLinearBlock;
+        const auto block = a_row.subspan(static_cast<std::size_t>(r0),
+                                         static_cast<std::size_t>(std::min(kLinearBlock, rows - r0)));
+        gather_gemm(a, block, a_red, b.data(), ld,
+                    [&](std::int64_t t0, int tile_rows, std::int64_t c0, const float* tile, int tld) {
+                        for (int r = 0; r < tile_rows; ++r) store(r0 + t0 + r, c0, tile + r * tld, tld);
+                    });
+    }, kLinearBlock * static_cast<std::int64_t>(a_red.size()) * ld);
+}
 
 }  // namespace detail
 
@@ -46,39 +71,36 @@ inline Var linear(const Var& x, const Var& weight, const Var& bias) {
     const std::int64_t n = xs[0], in = xs[1], out = ws[0];
     Tensor<float> y({n, out});
     {
-        const auto X = x.value().matrix(n, in);
-        const auto W = weight.value().matrix(out, in);
-        auto Y = y.matrix(n, out);
-        detail::for_row_blocks(n, in * out, [&](std::int64_t r0, std::int64_t rows) {
-            auto block = Y.middleRows(r0, rows);
-            block.noalias() = X.middleRows(r0, rows) * W.transpose();
-            if (bias.defined()) block.rowwise() += detail::RowVectorMap(bias.value().data(), out);
-        });
+        const float* b = bias.defined() ? bias.value().data() : nullptr;
+        float* yd = y.data();
+        detail::gemm_rows(x.value().data(), detail::strided_offsets(n, in), detail::strided_offsets(in, 1),
+                          detail::pack_b(weight.value().data(), out, in, true),
+                          [&](std::int64_t r, std::int64_t c0, const float* t, int cols) {
+                              for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + cols, out); ++c)
+                                  yd[r * out + c] = t[c - c0] + (b ? b[c] : 0.0f);
+                          });
     }
     auto backward = [xv = x.value(), wv = weight.value(), n, in, out](Node& node) {
-        const auto dY = node.grad.matrix(n, out);
+        const float* dy = node.grad.data();
         Node* px = node.parents[0].get();
         Node* pw = node.parents[1].get();
         Node* pb = node.parents.size() > 2 ? node.parents[2].get() : nullptr;
-        if (px->requires_grad) {
-            auto dX = px->grad_buffer().matrix(n, in);
-            const auto W = wv.matrix(out, in);
-            detail::for_row_blocks(n, in * out, [&](std::int64_t r0, std::int64_t rows) {
-                dX.middleRows(r0, rows).noalias() += dY.middleRows(r0, rows) * W;
-            });
-        }
-        if (pw->requires_grad) {
-            auto dW = pw->grad_buffer().matrix(out, in);
-            const auto X = xv.matrix(n, in);
-            detail::for_row_blocks(out, n * in, [&](std::int64_t r0, std::int64_t rows) {
-                dW.middleRows(r0, rows).noalias() += dY.middleCols(r0, rows).transpose() * X;
-            });
-        }
+        // Both gradients land in rows of length `in`.
+        auto add_into = [in](float* dst) {
+            return [dst, in](std::int64_t r, std::int64_t c0, const float* t, int cols) {
+                for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + cols, in); ++c) dst[r * in + c] += t[c - c0];
+            };
+        };
+        if (px->requires_grad)  // dx = dy W
+            detail::gemm_rows(dy, detail::strided_offsets(n, out), detail::strided_offsets(out, 1),
+                              detail::pack_b(wv.data(), out, in, false), add_into(px->grad_buffer().data()));
+        if (pw->requires_grad)  // dW = dy^T x: row o of dy^T is column o of dy
+            detail::gemm_rows(dy, detail::strided_offsets(out, 1), detail::strided_offsets(n, out),
+                              detail::pack_b(xv.data(), n, in, false), add_into(pw->grad_buffer().data()));
         if (pb && pb->requires_grad) {
-            auto db = pb->grad_buffer().matrix(1, out);
-            detail::for_row_blocks(out, n, [&](std::int64_t r0, std::int64_t rows) {
-                db.middleCols(r0, rows) += dY.middleCols(r0, rows).colwise().sum();
-            });
+            float* db = pb->grad_buffer().data();
+            for (std::int64_t r = 0; r < n; ++r)
+                for (std::int64_t c = 0; c < out; ++c) db[c] += dy[r * out + c];
         }
     };
     if (bias.defined()) return make_result(std::move(y), {&x, &weight, &bias}, std::move(backward));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <utility>
 
 namespace ironclad {
 
@@ -38,6 +39,66 @@ inline float simd_hsum(SimdFloat v) {
     float s = 0.0f;
     for (int i = 0; i < kLanes; ++i) s += v[i];
     return s;
+}
+
+namespace detail {
+using SimdInt = int __attribute__((vector_size(kLanes * sizeof(int))));
+
+// Shuffle mask of one butterfly output: lanes of a and b (b's indexed from kLanes) such that, within each group
+// of 2H lanes, the low output is [a's low half, b's low half] and the high one [a's high half, b's high half].
+template <int H, bool High, int... L>
+constexpr SimdInt butterfly_mask(std::integer_sequence<int, L...>) {
+    return SimdInt{(High ? ((L % (2 * H)) < H ? L + H : kLanes + L) : ((L % (2 * H)) < H ? L : kLanes + L - H))...};
+}
+
+template <int H>
+inline void transpose_stages(SimdFloat* v) {
+    constexpr SimdInt lo = butterfly_mask<H, false>(std::make_integer_sequence<int, kLanes>{});
+    constexpr SimdInt hi = butterfly_mask<H, true>(std::make_integer_sequence<int, kLanes>{});
+#pragma GCC unroll 16
+    for (int i = 0; i < kLanes; ++i)
+        if ((i & H) == 0) {
+            const SimdFloat a = v[i], b = v[i + H];
+            v[i] = __builtin_shuffle(a, b, lo);
+            v[i + H] = __builtin_shuffle(a, b, hi);
+        }
+    if constexpr (H > 1) transpose_stages<H / 2>(v);
+}
+}  // namespace detail
+
+// v[i][l] <- v[l][i], in log2(kLanes) butterfly stages that each swap the off-diagonal blocks of half the size.
+inline void simd_transpose(SimdFloat (&v)[kLanes]) { detail::transpose_stages<kLanes / 2>(v); }
+
+// dst[c * ldd + r] = src[r * lds + c] (or += with accumulate) for r < rows, c < cols; whole kLanes x kLanes
+// blocks go through registers.
+inline void transpose(const float* src, std::int64_t rows, std::int64_t cols, std::int64_t lds, float* dst,
+                      std::int64_t ldd, bool accumulate = false) {
+    auto put = [accumulate](float& d, float v) { d = accumulate ? d + v : v; };
+    std::int64_t r0 = 0;
+    for (; r0 + kLanes <= rows; r0 += kLanes) {
+        std::int64_t c0 = 0;
+        for (; c0 + kLanes <= cols; c0 += kLanes) {
+            SimdFloat v[kLanes];
+            for (int i = 0; i < kLanes; ++i) v[i] = simd_load(src + (r0 + i) * lds + c0);
+            simd_transpose(v);
+            for (int i = 0; i < kLanes; ++i) {
+                float* d = dst + (c0 + i) * ldd + r0;
+                simd_store(d, accumulate ? simd_load(d) + v[i] : v[i]);
+            }
+        }
+        for (; c0 < cols; ++c0)
+            for (int i = 0; i < kLanes; ++i) put(dst[c0 * ldd + r0 + i], src[(r0 + i) * lds + c0]);
+    }
+    for (; r0 < rows; ++r0)
+        for (std::int64_t c = 0; c < cols; ++c) put(dst[c * ldd + r0], src[r0 * lds + c]);
+}
+
+// dst[i] = src[i]: inline, because a library memcpy call costs more than the copy for the short image rows
+// that padding copies.
+inline void copy_floats(float* dst, const float* src, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) simd_store(dst + i, simd_load(src + i));
+    std::copy(src + i, src + n, dst + i);
 }
 
 // sum_i a[i] * b[i * b_stride]; four vector accumulators hide the FMA latency.

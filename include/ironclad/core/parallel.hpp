@@ -87,7 +87,8 @@ inline float* thread_scratch(int slot, std::int64_t count) {
     detail::ScratchBuffer& b = buffers.at(static_cast<std::size_t>(slot));
     if (count > b.capacity) {
         std::free(b.ptr);
-        b.ptr = static_cast<float*>(std::aligned_alloc(64, (static_cast<std::size_t>(count) * sizeof(float) + 63) / 64 * 64));
+        const std::size_t bytes = (static_cast<std::size_t>(count) * sizeof(float) + 63) / 64 * 64;
+        b.ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
         b.capacity = b.ptr ? count : 0;
         if (!b.ptr) throw std::bad_alloc();
     }

@@ -334,7 +334,8 @@ struct LoadReport {
 
 // Copies checkpoint tensors into the named targets. All problems are gathered into one exception, one line
 // each, and nothing is copied unless all checks pass. Shape mismatches always fail; missing and unexpected
-// names fail only when strict (as in torch's load_state_dict).
+// names fail only when strict (as in torch's load_state_dict). BatchNorm's "*.num_batches_tracked" counters in
+// a PyTorch export are skipped.
 inline LoadReport load_into(const SafetensorsFile& file,
                             const std::vector<std::pair<std::string, Tensor<float>*>>& targets, bool strict = true) {
     LoadReport report;
@@ -354,8 +355,13 @@ inline LoadReport load_into(const SafetensorsFile& file,
                                shape_str(target->shape()));
         }
     }
+    const std::string bn_counter = ".num_batches_tracked";
     for (const auto& [name, tensor] : file.tensors) {
         if (wanted.count(name)) continue;
+        // PyTorch exports BN's step counter; it only matters when momentum is None, which ironclad never uses.
+        const bool counter = name.size() >= bn_counter.size() &&
+                             name.compare(name.size() - bn_counter.size(), bn_counter.size(), bn_counter) == 0;
+        if (counter) continue;
         report.unexpected.push_back(name);
         if (strict) problems.push_back(name + ": unexpected in the checkpoint (the model has no such tensor)");
     }

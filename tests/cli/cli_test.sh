@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End-to-end test of the ironclad program on a small slice of Fashion-MNIST.
+#   cli_test.sh IRONCLAD_EXE FASHION_MNIST_DIR
+# Checks results (JSON on stdout), resuming, exit codes (2: command line, 1: run) and one-line error
+# messages, and that failed runs leave no output file. Prints one line per failure; exits 1 if any.
+set -u
+exe=$1
+data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect RC ARGS...: runs ironclad ARGS, stdout to $tmp/out, stderr to $tmp/err, and checks the exit status.
+expect() {
+    local want=$1
+    shift
+    "$exe" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        fail "ironclad $* exited $rc, want $want"
+        sed 's/^/    /' "$tmp/err"
+        return 1
+    fi
+}
+
+# expect_error RC PATTERN ARGS...: fails with RC and exactly one stderr line "ironclad: error: ...PATTERN...".
+expect_error() {
+    local want=$1 pattern=$2
+    shift 2
+    expect "$want" "$@" || return
+    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q "^ironclad: error: .*$pattern" "$tmp/err"; then
+        fail "ironclad $*: want one line 'ironclad: error: ...$pattern...', got:"
+        sed 's/^/    /' "$tmp/err"
+    fi
+}
+
+# check_json PYTHON_EXPR: the expression, evaluated with d = the JSON on stdout, must be true.
+check_json() {
+    python3 -c "import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$tmp/out" ||
+        fail "JSON check failed: $1 on: $(head -c 600 "$tmp/out")"
+}
+
+ckpt=$tmp/r20.safetensors
+train=(train --model resnet20 --data "$data" --limit 200 --batch 50 --out "$ckpt")
+
+# models
+expect 0 models --json &&
+    check_json "[m['params'] for m in d['models'] if m['name'] == 'resnet20'] == [269722]"
+
+# train one epoch, then resume for a second
+expect 0 "${train[@]}" --epochs 1 --json &&
+    check_json "d['resumed_after'] == 0 and len(d['epochs']) == 1 and 0 <= d['epochs'][0]['test_top1'] <= 100 and d['train_images'] == 200"
+[ -f "$ckpt" ] || fail "train did not write $ckpt"
+grep -q "^epoch 1/1 " "$tmp/err" || fail "no per-epoch line on stderr with --json"
+expect 0 "${train[@]}" --epochs 2 &&
+    { grep -q "resuming .* after epoch 1 of 2" "$tmp/out" || fail "second run did not say it resumes"; }
+grep -q "^epoch 2/2 " "$tmp/out" || fail "the resumed run did not train epoch 2"
+expect 0 "${train[@]}" --epochs 2 && { grep -q "nothing to do" "$tmp/out" || fail "a finished run trained again"; }
+expect_error 2 "lr=0.1, this run asks for 0.05" "${train[@]}" --epochs 3 --lr 0.05
+
+# eval: float and fixed point, JSON figures
+expect 0 eval --model resnet20 --weights "$ckpt" --data "$data" --limit 200 --json &&
+    check_json "0 <= d['top1'] <= 100 and d['top1'] <= d['top5'] <= 100 and d['loss'] > 0 and d['images'] == 200 and d['format'] == 'float'"
+expect 0 eval --model resnet20 --weights "$ckpt" --data "$data" --limit 200 --format q7.8 --split train --json &&
+    check_json "d['format'] == 'q7.8' and d['split'] == 'train' and d['images'] == 200"
+
+# bad command lines: exit 2, nothing written
+bad=$tmp/bad.safetensors
+expect_error 2 "unknown model 'resnet21'" train --model resnet21 --data "$data" --epochs 1 --out "$bad"
+expect_error 2 "epochs '-1': must be at least 1" train --model resnet20 --data "$data" --epochs -1 --out "$bad"
+expect_error 2 "lr 'fast': expected a number" train --model resnet20 --data "$data" --epochs 1 --lr fast --out "$bad"
+expect_error 2 "limit 5: .*below the 10 classes" train --model resnet20 --data "$data" --epochs 1 --limit 5 --out "$bad"
+expect_error 2 "unknown option --epoch" train --model resnet20 --data "$data" --epoch 1 --out "$bad"
+expect_error 2 "missing --out" train --model resnet20 --data "$data" --epochs 1
+[ -e "$bad" ] || [ -e "$bad.train-state" ] && fail "a failed train left $bad behind"
+ls "$tmp" | grep -q "\.tmp\." && fail "a temporary file was left in $tmp"
+expect_error 2 "unknown number format 'q15.x'" eval --model resnet20 --weights "$ckpt" --data "$data" --format q15.x
+expect_error 2 "unknown command 'evaluate'" evaluate
+expect 2
+
+# bad files: exit 1, naming the problem
+expect_error 1 "missing.safetensors" eval --model resnet20 --weights "$tmp/missing.safetensors" --data "$data"
+head -c 3000 "$ckpt" >"$tmp/truncated.safetensors"
+expect_error 1 "truncated.safetensors" eval --model resnet20 --weights "$tmp/truncated.safetensors" --data "$data"
+expect_error 1 "holds a resnet20, not a resnet32; .*layer1.3.conv1.weight: missing from the checkpoint" \
+    eval --model resnet32 --weights "$ckpt" --data "$data"
+# A 5-class head where the data has 10 classes: the first mismatched tensor is named with both shapes.
+python3 - "$ckpt" "$tmp/five.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+out, buf = {'__metadata__': header['__metadata__']}, b''
+for name in sorted(k for k in header if k != '__metadata__'):
+    entry = header[name]
+    begin, end = entry['data_offsets']
+    chunk = data[begin:end]
+    if name.startswith('linear.'):
+        entry['shape'][0] = 5
+        chunk = chunk[:len(chunk) // 2]
+    entry['data_offsets'] = [len(buf), len(buf) + len(chunk)]
+    out[name], buf = entry, buf + chunk
+text = json.dumps(out).encode()
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(text)) + text + buf)
+PY
+expect_error 1 "2 problem(s): linear.weight: checkpoint has \\[5,64\\], model expects \\[10,64\\]" \
+    eval --model resnet20 --weights "$tmp/five.safetensors" --data "$data"
+expect_error 1 "no-such-dir" eval --model resnet20 --weights "$ckpt" --data "$tmp/no-such-dir"
+
+echo "cli: $failures failure(s)"
+[ "$failures" -eq 0 ]

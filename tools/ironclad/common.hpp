@@ -1,0 +1,118 @@
+// Steps that eval and train share: the model name, the dataset split, the normalisation, the model's shape
+// and the thread count. Library errors caused by the user's choices become UsageError here.
+#pragma once
+
+#include "options.hpp"
+
+#include "ironclad/data/load.hpp"
+#include "ironclad/models/registry.hpp"
+
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <charconv>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ironclad::cli {
+
+using Metadata = std::map<std::string, std::string>;
+
+inline void require_known_model(const std::string& name) {
+    std::string known;
+    for (const auto& info : model_registry()) {
+        if (info.name == name) return;
+        known += (known.empty() ? "" : ", ") + info.name;
+    }
+    throw UsageError("unknown model '" + name + "' (known: " + known + ")");
+}
+
+// "A" (zero-padding shortcut) or "B" (1x1 convolution); nullopt for anything else.
+inline std::optional<Shortcut> parse_shortcut(const std::string& text) {
+    if (text == "A") return Shortcut::A;
+    if (text == "B") return Shortcut::B;
+    return std::nullopt;
+}
+
+inline void apply_threads(const Options& o) {
+    if (o.given("threads")) omp_set_num_threads(static_cast<int>(o.integer("threads", 1)));
+}
+
+// limit 0: the whole split. limit_option names the option the limit came from, for the error message.
+inline Dataset load_split(const std::string& path, bool train, std::int64_t limit,
+                          const std::string& limit_option = "limit") {
+    try {
+        return load_dataset(path, train, limit);
+    } catch (const std::invalid_argument& e) {  // only a limit below the class count is the user's to fix
+        throw UsageError("--" + limit_option + " " + std::to_string(limit) + ": " + e.what());
+    }
+}
+
+// The shortest text that reads back as v: 0.485f prints as 0.485, not 0.48500001430511475.
+inline std::string shortest(float v) {
+    char buf[32];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, end);
+}
+
+inline std::string format_reals(const std::vector<float>& values) {
+    std::string out;
+    for (float v : values) {
+        if (!out.empty()) out += ',';
+        out += shortest(v);
+    }
+    return out;
+}
+
+inline nlohmann::ordered_json json_reals(const std::vector<float>& values) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (float v : values) out.push_back(std::stod(shortest(v)));
+    return out;
+}
+
+struct Normalization {
+    std::vector<float> mean, std;
+};
+
+// --mean/--std when given (both or neither), else the metadata's "mean"/"std"; nullopt when neither has them.
+inline std::optional<Normalization> find_normalization(const Options& o, const Metadata& metadata,
+                                                       const std::string& source) {
+    if (o.given("mean") != o.given("std")) throw UsageError("give both --mean and --std, or neither");
+    if (o.given("mean")) return Normalization{o.reals("mean"), o.reals("std")};
+    const auto mean = metadata.find("mean"), std = metadata.find("std");
+    if (mean == metadata.end() || std == metadata.end()) return std::nullopt;
+    Normalization n;
+    if (!parse_reals(mean->second, n.mean) || !parse_reals(std->second, n.std))
+        throw std::runtime_error(source + ": metadata mean '" + mean->second + "' / std '" + std->second +
+                                 "' are not comma-separated numbers");
+    return n;
+}
+
+inline void check_channels(const Normalization& n, const Dataset& ds) {
+    const auto channels = static_cast<std::size_t>(ds.channels());
+    if (n.mean.size() != channels || n.std.size() != channels)
+        throw UsageError("mean " + format_reals(n.mean) + " / std " + format_reals(n.std) +
+                         " need one value per channel, and the images of " + ds.source + " have " +
+                         std::to_string(channels));
+    for (float s : n.std)
+        if (!(s > 0)) throw UsageError("std " + format_reals(n.std) + ": every value must be positive");
+}
+
+inline std::string image_shape(const Dataset& ds) {
+    return std::to_string(ds.channels()) + "x" + std::to_string(ds.height()) + "x" + std::to_string(ds.width());
+}
+
+// The model's input and output shape come from the data: channels, image size, class count.
+inline ModelConfig model_config(const Dataset& ds, Shortcut shortcut, std::uint64_t seed) {
+    if (ds.height() != ds.width())
+        throw std::runtime_error(ds.source + ": the models take square images, these are " + image_shape(ds));
+    return {.num_classes = ds.num_classes,
+            .in_channels = static_cast<int>(ds.channels()),
+            .input_size = static_cast<int>(ds.height()),
+            .shortcut = shortcut,
+            .seed = seed};
+}
+
+}  // namespace ironclad::cli

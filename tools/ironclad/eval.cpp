@@ -1,0 +1,115 @@
+// ironclad eval: top-1, top-5 and loss of trained weights on a dataset split, in float or in fixed-point
+// storage emulation.
+#include "commands.hpp"
+#include "common.hpp"
+#include "report.hpp"
+
+#include "ironclad/nn/number_format.hpp"
+#include "ironclad/training/checkpoint.hpp"
+#include "ironclad/training/evaluate.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+namespace ironclad::cli {
+
+int run_eval(const std::vector<std::string>& args) {
+    Options o("eval", "--model NAME --weights FILE --data PATH [options]",
+              "Evaluates trained weights on one split of a dataset: top-1 and top-5 accuracy (percent) and mean\n"
+              "cross-entropy. Classes, channels and image size come from the dataset; the shortcut type and, unless\n"
+              "given, the normalisation from the weights file's metadata.");
+    o.required("model", "NAME", "architecture (see ironclad models)")
+        .required("weights", "FILE", ".safetensors weights, e.g. written by ironclad train")
+        .required("data", "PATH", "dataset folder: train/ and test/ image folders, CIFAR binary, or IDX")
+        .value("split", "test|train", "the split to evaluate", "test")
+        .value("format", "FORMAT", "storage format: float, or fixed point qI.F, e.g. q15.16", "float")
+        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
+        .value("batch", "N", "images per batch", "256")
+        .value("threads", "N", "OpenMP threads (default: all cores)")
+        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
+        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
+        .flag("progress", "show progress on stderr even when it is not a terminal")
+        .flag("json", "print the result as JSON on stdout");
+    if (!o.parse(args)) {
+        std::cout << o.help();
+        return 0;
+    }
+
+    const std::string model_name = o.text("model"), weights = o.text("weights"), data = o.text("data");
+    require_known_model(model_name);
+    const std::string split = o.text("split");
+    if (split != "test" && split != "train") o.reject("split", "expected test or train");
+    NumberFormat format;
+    try {
+        format = parse_number_format(o.text("format"));
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--format: ") + e.what());
+    }
+    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
+    const std::int64_t batch = o.integer("batch", 1);
+    apply_threads(o);
+
+    // The weights file is read before the dataset, so a missing or corrupt file fails at once.
+    const Metadata metadata = load_safetensors(weights).metadata;
+    const auto norm = find_normalization(o, metadata, weights);
+    if (!norm) throw UsageError(weights + " has no mean/std metadata: give --mean and --std");
+    const auto shortcut_text = metadata.count("shortcut") ? metadata.at("shortcut") : "A";
+    const auto shortcut = parse_shortcut(shortcut_text);
+    if (!shortcut) throw std::runtime_error(weights + ": unknown shortcut '" + shortcut_text + "' in the metadata");
+
+    const Dataset ds = load_split(data, split == "train", limit);
+    auto model = build_model(model_name, model_config(ds, *shortcut, 0));
+    try {
+        load_model(weights, *model);
+    } catch (const std::runtime_error& e) {
+        const auto arch = metadata.find("arch");
+        if (arch == metadata.end() || arch->second == model_name) throw;
+        throw std::runtime_error(weights + " holds a " + arch->second + ", not a " + model_name + "; " + e.what());
+    }
+    check_channels(*norm, ds);  // after loading, so that weights for other images fail on their shapes first
+    quantize_parameters(*model, format);
+    quantize_activations(*model, format);
+
+    LoaderOptions lo;
+    lo.batch_size = batch;
+    lo.mean = norm->mean;
+    lo.std = norm->std;
+    const std::int64_t batches = (ds.size() + batch - 1) / batch;
+    Progress progress(o.given("progress") || stderr_is_terminal(), "eval");
+    const auto t0 = std::chrono::steady_clock::now();
+    const EvalResult r = evaluate(*model, ds, lo, [&](std::int64_t done, std::int64_t) {
+        progress.update((done + batch - 1) / batch, batches, done);
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    progress.finish();
+
+    if (o.given("json")) {
+        nlohmann::ordered_json j;
+        j["model"] = model_name;
+        j["weights"] = weights;
+        j["data"] = data;
+        j["split"] = split;
+        j["format"] = format.name();
+        j["limit"] = limit > 0 ? nlohmann::ordered_json(limit) : nlohmann::ordered_json(nullptr);
+        j["mean"] = json_reals(norm->mean);
+        j["std"] = json_reals(norm->std);
+        j["images"] = r.images;
+        j["top1"] = r.top1;
+        j["top5"] = r.top5;
+        j["loss"] = r.loss;
+        j["seconds"] = seconds;
+        j["images_per_s"] = static_cast<double>(r.images) / seconds;
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::printf(
+            "%s (%s) on %s, %s split, %lld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.1f s, %.0f images/s)\n",
+            model_name.c_str(), format.name().c_str(), data.c_str(), split.c_str(), static_cast<long long>(r.images),
+            r.top1, r.top5, r.loss, seconds, static_cast<double>(r.images) / seconds);
+    }
+    return 0;
+}
+
+}  // namespace ironclad::cli

@@ -1,0 +1,51 @@
+// ironclad: the command-line program. A thin shell: each subcommand parses its options and calls the library.
+// Exit status: 0 success, 1 a failed run (missing or corrupt file, mismatched weights), 2 a bad command line.
+#include "commands.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* const usage =
+    "usage: ironclad <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  models   list the architectures with their parameters and MACs\n"
+    "  eval     evaluate trained weights on a dataset (float or fixed-point storage)\n"
+    "  train    train a model on a dataset (resumable)\n"
+    "\n"
+    "Run 'ironclad <command> --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace ironclad::cli;
+    const std::vector<std::string> words(argv + 1, argv + argc);
+    if (words.empty()) {
+        std::cerr << usage;
+        return 2;
+    }
+    const std::string& command = words.front();
+    const std::vector<std::string> args(words.begin() + 1, words.end());
+    try {
+        if (command == "--help" || command == "-h" || command == "help") {
+            std::cout << usage;
+            return 0;
+        }
+        if (command == "models") return run_models(args);
+        if (command == "eval") return run_eval(args);
+        if (command == "train") return run_train(args);
+        throw UsageError("unknown command '" + command + "' (commands: models, eval, train)");
+    } catch (const UsageError& e) {
+        print_error(e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        print_error(e.what());
+        return 1;
+    }
+}

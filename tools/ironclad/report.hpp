@@ -1,0 +1,94 @@
+// Where the CLI's output goes: results on stdout (JSON with --json, else text), progress and errors on stderr.
+//
+// Contract: an error is one line "ironclad: error: ..." (a multi-line library message is folded to its first
+// two lines and a count of the rest). Progress is drawn only when enabled (stderr is a terminal, or
+// --progress) and only once a step has run for a second: on a terminal as one line redrawn in place, otherwise
+// as a plain line every few seconds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include <unistd.h>
+
+namespace ironclad::cli {
+
+inline std::string one_line(const std::string& message) {
+    std::string out;
+    std::size_t lines = 0, pos = 0;
+    while (pos <= message.size()) {
+        const std::size_t end = std::min(message.find('\n', pos), message.size());
+        std::string line = message.substr(pos, end - pos);
+        line.erase(0, line.find_first_not_of(" \t"));
+        if (!line.empty()) {
+            if (lines < 2) out += (lines ? " " : "") + line;
+            ++lines;
+        }
+        pos = end + 1;
+    }
+    if (lines > 2) out += " (and " + std::to_string(lines - 2) + " more)";
+    return out;
+}
+
+inline void print_error(const std::string& message) { std::cerr << "ironclad: error: " << one_line(message) << "\n"; }
+
+inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+class Progress {
+public:
+    Progress(bool enabled, std::string label)
+        : enabled_(enabled), tty_(stderr_is_terminal()), label_(std::move(label)) {}
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+    ~Progress() { finish(); }
+
+    // Starts timing a new step (the rate and the one-second delay count from here).
+    void restart(std::string label) {
+        finish();
+        label_ = std::move(label);
+        start_ = Clock::now();
+        last_ = {};
+    }
+
+    // done of total steps (batches); images so far, for the rate; detail is appended (e.g. the running loss).
+    void update(std::int64_t done, std::int64_t total, std::int64_t images, const std::string& detail = "") {
+        if (!enabled_) return;
+        const auto now = Clock::now();
+        const double elapsed = seconds(start_, now);
+        if (elapsed < 1.0 || seconds(last_, now) < (tty_ ? 0.2 : 5.0)) return;
+        last_ = now;
+        char line[256];
+        std::snprintf(line, sizeof line, "%s: %lld/%lld batches  %.0f images/s%s%s", label_.c_str(),
+                      static_cast<long long>(done), static_cast<long long>(total),
+                      static_cast<double>(images) / elapsed, detail.empty() ? "" : "  ", detail.c_str());
+        if (tty_) {
+            std::fprintf(stderr, "\r\033[K%s", line);
+            drawn_ = true;
+        } else {
+            std::fprintf(stderr, "%s\n", line);
+        }
+        std::fflush(stderr);
+    }
+    // Erases the in-place line, so what follows starts on a clean line.
+    void finish() {
+        if (!drawn_) return;
+        std::fprintf(stderr, "\r\033[K");
+        std::fflush(stderr);
+        drawn_ = false;
+    }
+
+private:
+    using Clock = std::chrono::steady_clock;
+    static double seconds(Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double>(b - a).count();
+    }
+
+    bool enabled_, tty_, drawn_ = false;
+    std::string label_;
+    Clock::time_point start_ = Clock::now(), last_{};
+};
+
+}  // namespace ironclad::cli
