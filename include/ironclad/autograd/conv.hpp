@@ -140,70 +140,125 @@ inline Tensor<float> pack_forward_weights(const Tensor<float>& w, const ConvShap
     return packed;
 }
 
-// Direct loops for one input channel per group; each output plane is a sum of shifted input rows.
+// Depthwise (one input channel per group): too short a reduction for a GEMM, so each plane is convolved
+// directly. The zero-padded input plane is split into stride x stride phase planes (rows and columns congruent
+// mod stride) of pitch wq; output position q = oy * wq + ox then reads tap (ky, kx) at a constant offset in one
+// phase plane, which makes a plane a KH*KW-tap 1-d correlation over q, vectorised (the wq - wo extra columns per
+// row are computed and dropped).
+struct DepthwisePlan {
+    std::int64_t wq, phase_size, span;  // span: positions q computed, a whole number of vectors
+    std::vector<std::int64_t> tap;      // (ky, kx) -> its phase plane's offset + (ky / stride) * wq + kx / stride
+};
+
+inline DepthwisePlan depthwise_plan(const ConvShape& s) {
+    DepthwisePlan p;
+    p.wq = (s.wp() + s.stride - 1) / s.stride;
+    p.span = round_up_lanes(s.ho * p.wq);
+    const std::int64_t hq = (s.hp() + s.stride - 1) / s.stride;
+    const std::int64_t reach = (s.kh - 1) / s.stride * p.wq + (s.kw - 1) / s.stride;  // largest in-phase tap offset
+    p.phase_size = std::max(hq * p.wq, p.span + reach);
+    for (std::int64_t ky = 0; ky < s.kh; ++ky)
+        for (std::int64_t kx = 0; kx < s.kw; ++kx)
+            p.tap.push_back(((ky % s.stride) * s.stride + kx % s.stride) * p.phase_size + ky / s.stride * p.wq +
+                            kx / s.stride);
+    return p;
+}
+
+// Calls f(phase_row, ix0) for input row iy: phase_row is the row of the phase planes holding padded row
+// iy + pad, starting at the phase of column parity 0, and input columns ix0, ix0 + stride, ... land at
+// consecutive places of phase plane ((ix0 + pad) mod stride), from (ix0 + pad) / stride on.
+template <class F>
+void for_phase_runs(std::int64_t iy, const ConvShape& s, const DepthwisePlan& p, F&& f) {
+    const std::int64_t y = iy + s.pad;
+    const std::int64_t row = (y % s.stride) * s.stride * p.phase_size + y / s.stride * p.wq;
+    for (std::int64_t ix0 = 0; ix0 < std::min(s.stride, s.w); ++ix0) {
+        const std::int64_t x = ix0 + s.pad;
+        f(row + (x % s.stride) * p.phase_size + x / s.stride, ix0);
+    }
+}
+
+// dst: the phase planes of input plane src [H, W], zero-padded.
+inline void split_phases(const float* src, const ConvShape& s, const DepthwisePlan& p, float* dst) {
+    std::fill(dst, dst + s.stride * s.stride * p.phase_size, 0.0f);
+    for (std::int64_t iy = 0; iy < s.h; ++iy) {
+        const float* row = src + iy * s.w;
+        if (s.stride == 1) {
+            copy_floats(dst + (iy + s.pad) * p.wq + s.pad, row, s.w);
+            continue;
+        }
+        for_phase_runs(iy, s, p, [&](std::int64_t at, std::int64_t ix0) {
+            for (std::int64_t ix = ix0, j = at; ix < s.w; ix += s.stride, ++j) dst[j] = row[ix];
+        });
+    }
+}
+
+// dst[iy][ix] += the phase planes' value at padded (iy + pad, ix + pad): the inverse of split_phases.
+inline void add_from_phases(const float* phases, const ConvShape& s, const DepthwisePlan& p, float* dst) {
+    for (std::int64_t iy = 0; iy < s.h; ++iy)
+        for_phase_runs(iy, s, p, [&](std::int64_t at, std::int64_t ix0) {
+            for (std::int64_t ix = ix0, j = at; ix < s.w; ix += s.stride, ++j) dst[iy * s.w + ix] += phases[j];
+        });
+}
+
+// dst[oy * wq + ox] = plane[oy][ox], zero elsewhere up to span: an output gradient plane at pitch wq.
+inline void pitch_plane(const float* plane, const ConvShape& s, const DepthwisePlan& p, float* dst) {
+    std::fill(dst, dst + p.span, 0.0f);
+    for (std::int64_t oy = 0; oy < s.ho; ++oy) copy_floats(dst + oy * p.wq, plane + oy * s.wo, s.wo);
+}
+
 inline void depthwise_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                               const ConvShape& s, Tensor<float>& y) {
+    const DepthwisePlan p = depthwise_plan(s);
+    const auto taps = static_cast<std::int64_t>(p.tap.size());
     parallel_for(s.n * s.o, [&](std::int64_t i) {
         const std::int64_t n = i / s.o, o = i % s.o;
-        const float* src = x.data() + (n * s.c + o / s.og) * s.h * s.w;
-        if (s.pad > 0) {
-            float* dst = thread_scratch(kPaddedInputSlot, s.hp() * s.wp());
-            pad_planes(src, 1, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
-            src = dst;
+        float* phases = thread_scratch(kPaddedInputSlot, s.stride * s.stride * p.phase_size);
+        float* acc = thread_scratch(kPixelMajorSlot, p.span);
+        split_phases(x.data() + (n * s.c + o / s.og) * s.h * s.w, s, p, phases);
+        const float* k = w.data() + o * taps;
+        const SimdFloat b = simd_splat(bias ? (*bias)[o] : 0.0f);
+        for (std::int64_t q = 0; q < p.span; q += kLanes) {
+            SimdFloat v = b;
+            for (std::int64_t t = 0; t < taps; ++t) v += simd_splat(k[t]) * simd_load(phases + p.tap[t] + q);
+            simd_store(acc + q, v);
         }
-        const float* k = w.data() + o * s.kh * s.kw;
-        float* out = y.data() + i * s.pixels();
-        std::fill(out, out + s.pixels(), bias ? (*bias)[o] : 0.0f);
         for (std::int64_t oy = 0; oy < s.ho; ++oy)
-            for (std::int64_t ky = 0; ky < s.kh; ++ky)
-                for (std::int64_t kx = 0; kx < s.kw; ++kx) {
-                    const float wk = k[ky * s.kw + kx];
-                    const float* in = src + (oy * s.stride + ky) * s.wp() + kx;
-                    float* row = out + oy * s.wo;
-                    for (std::int64_t ox = 0; ox < s.wo; ++ox) row[ox] += wk * in[ox * s.stride];
-                }
+            copy_floats(y.data() + (i * s.ho + oy) * s.wo, acc + oy * p.wq, s.wo);
     }, s.pixels() * s.kh * s.kw);
 }
 
 inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
                                const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw) {
-    const std::int64_t plane = s.hp() * s.wp(), taps = s.kh * s.kw;
-    if (dx)  // per input plane: scatter every output gradient of its group back through the kernel
+    const DepthwisePlan p = depthwise_plan(s);
+    const auto taps = static_cast<std::int64_t>(p.tap.size());
+    const std::int64_t phases_size = s.stride * s.stride * p.phase_size;
+    if (dx)  // per input plane: the adjoint of the forward, every tap adding into its phase plane
         parallel_for(s.n * s.c, [&](std::int64_t i) {
             const std::int64_t n = i / s.c, c = i % s.c;
-            float* acc = thread_scratch(kPaddedGradSlot, plane);
-            std::fill(acc, acc + plane, 0.0f);
+            float* dphases = thread_scratch(kPaddedGradSlot, phases_size);
+            float* g = thread_scratch(kGradTransposeSlot, p.span);
+            std::fill(dphases, dphases + phases_size, 0.0f);
             for (std::int64_t o = c * s.og; o < (c + 1) * s.og; ++o) {
-                const float* g = dy.data() + (n * s.o + o) * s.pixels();
-                for (std::int64_t oy = 0; oy < s.ho; ++oy)
-                    for (std::int64_t ky = 0; ky < s.kh; ++ky)
-                        for (std::int64_t kx = 0; kx < s.kw; ++kx) {
-                            const float wk = w[o * taps + ky * s.kw + kx];
-                            float* row = acc + (oy * s.stride + ky) * s.wp() + kx;
-                            const float* grow = g + oy * s.wo;
-                            for (std::int64_t ox = 0; ox < s.wo; ++ox) row[ox * s.stride] += wk * grow[ox];
-                        }
+                pitch_plane(dy.data() + (n * s.o + o) * s.pixels(), s, p, g);
+                for (std::int64_t t = 0; t < taps; ++t) {
+                    const SimdFloat wt = simd_splat(w[o * taps + t]);
+                    float* d = dphases + p.tap[t];
+                    for (std::int64_t q = 0; q < p.span; q += kLanes)
+                        simd_store(d + q, simd_load(d + q) + wt * simd_load(g + q));
+                }
             }
-            float* out = dx->data() + i * s.h * s.w;
-            for (std::int64_t iy = 0; iy < s.h; ++iy)
-                for (std::int64_t ix = 0; ix < s.w; ++ix) out[iy * s.w + ix] += acc[(iy + s.pad) * s.wp() + ix + s.pad];
+            add_from_phases(dphases, s, p, dx->data() + i * s.h * s.w);
         }, s.og * s.pixels() * taps);
     if (dw)  // per output channel, so the sum over the batch has one fixed order
         parallel_for(s.o, [&](std::int64_t o) {
             std::vector<float> acc(static_cast<std::size_t>(taps), 0.0f);
+            float* phases = thread_scratch(kPaddedInputSlot, phases_size);
+            float* g = thread_scratch(kGradTransposeSlot, p.span);
             for (std::int64_t n = 0; n < s.n; ++n) {
-                const float* src = x.data() + (n * s.c + o / s.og) * s.h * s.w;
-                if (s.pad > 0) {
-                    float* dst = thread_scratch(kPaddedInputSlot, plane);
-                    pad_planes(src, 1, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
-                    src = dst;
-                }
-                const float* g = dy.data() + (n * s.o + o) * s.pixels();
-                for (std::int64_t ky = 0; ky < s.kh; ++ky)
-                    for (std::int64_t kx = 0; kx < s.kw; ++kx)
-                        for (std::int64_t oy = 0; oy < s.ho; ++oy)
-                            acc[static_cast<std::size_t>(ky * s.kw + kx)] +=
-                                dot(g + oy * s.wo, src + (oy * s.stride + ky) * s.wp() + kx, s.wo, s.stride);
+                split_phases(x.data() + (n * s.c + o / s.og) * s.h * s.w, s, p, phases);
+                pitch_plane(dy.data() + (n * s.o + o) * s.pixels(), s, p, g);
+                for (std::int64_t t = 0; t < taps; ++t)
+                    acc[static_cast<std::size_t>(t)] += dot(g, phases + p.tap[t], p.span);
             }
             for (std::int64_t t = 0; t < taps; ++t) (*dw)[o * taps + t] += acc[static_cast<std::size_t>(t)];
         }, s.n * s.pixels() * taps);
