@@ -6,6 +6,7 @@
 // each side reports the median of its repeats, and the JSON lines give the median over rounds and the ratio
 // engine / peer. The peer is ../shared/peer/torch_peer.py run with Debian's /usr/bin/python3 and the allocator
 // settings of run_peer.sh; without it (no ../shared, no torch) only the engine's figures are printed.
+#include "ironclad/core/allocator.hpp"
 #include "ironclad/autograd/losses.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
 #include "ironclad/optim/sgd.hpp"
@@ -98,6 +99,7 @@ std::map<std::string, double> run_peer(const std::filesystem::path& peer_dir, in
 }  // namespace
 
 int main(int argc, char** argv) {
+    configure_allocator();
     int rounds = 3, repeats = 10, threads = 2, batch = 128;
     std::filesystem::path peer_dir = std::filesystem::path(IRONCLAD_SOURCE_DIR) / ".." / "shared" / "peer";
     bool use_peer = true;

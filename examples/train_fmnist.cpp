@@ -6,6 +6,7 @@
 //
 // DIR holds the four IDX files (.gz or not); default: Debian's /usr/share/datasets/fashion-mnist.
 // The run resumes from --out if it exists (delete it to start afresh).
+#include "ironclad/core/allocator.hpp"
 #include "ironclad/core/fixed_point.hpp"
 #include "ironclad/data/idx.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
@@ -64,6 +65,7 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) try {
     const Args a = parse(argc, argv);
+    configure_allocator();
     omp_set_num_threads(a.threads);
     const Dataset train = load_fashion_mnist(a.data, true);
     const Dataset test = load_fashion_mnist(a.data, false);

@@ -1,5 +1,6 @@
 // ironclad: the command-line program. A thin shell: each subcommand parses its options and calls the library.
 // Exit status: 0 success, 1 a failed run (missing or corrupt file, mismatched weights), 2 a bad command line.
+#include "ironclad/core/allocator.hpp"
 #include "commands.hpp"
 #include "options.hpp"
 #include "report.hpp"
@@ -24,6 +25,7 @@ const char* const usage =
 }  // namespace
 
 int main(int argc, char** argv) {
+    ironclad::configure_allocator();
     using namespace ironclad::cli;
     const std::vector<std::string> words(argv + 1, argv + argc);
     if (words.empty()) {

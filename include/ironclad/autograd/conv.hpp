@@ -266,7 +266,7 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
 
 inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                                     const ConvShape& s) {
-    Tensor<float> y({s.n, s.o, s.ho, s.wo});
+    auto y = Tensor<float>::uninitialized({s.n, s.o, s.ho, s.wo});
     if (s.cg == 1) {
         depthwise_forward(x, w, bias, s, y);
         return y;

@@ -65,7 +65,7 @@ inline void check_equal_shapes(const char* op, const Var& a, const Var& b) {
 
 template <class F>
 Tensor<float> map_elements(const Tensor<float>& x, F f) {
-    Tensor<float> y(x.shape());
+    auto y = Tensor<float>::uninitialized(x.shape());
     const float* xp = x.data();
     float* yp = y.data();
     elementwise_for(x.numel(), [=](std::int64_t i) { yp[i] = f(xp[i]); });
@@ -74,7 +74,7 @@ Tensor<float> map_elements(const Tensor<float>& x, F f) {
 
 template <class F>
 Tensor<float> zip_elements(const Tensor<float>& a, const Tensor<float>& b, F f) {
-    Tensor<float> y(a.shape());
+    auto y = Tensor<float>::uninitialized(a.shape());
     const float* ap = a.data();
     const float* bp = b.data();
     float* yp = y.data();

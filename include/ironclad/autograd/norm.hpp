@@ -114,7 +114,7 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
         scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
         shift[c] = beta.defined() ? beta.value()[c] : 0.0f;
     }
-    Tensor<float> y(xs);
+    auto y = Tensor<float>::uninitialized(xs);
     detail::normalize_planes(xd, y.data(), s, mean.data(), scale.data(), shift.data());
 
     auto backward = [xv = x.value(), s, training, mean, invstd, scale](Node& node) {

@@ -45,12 +45,16 @@ template <class T>
 struct Storage {
     T* ptr = nullptr;
     std::int64_t size = 0;
-    explicit Storage(std::int64_t n) : size(n) {
+    // value_init false leaves trivial elements indeterminate: for outputs a kernel overwrites entirely.
+    explicit Storage(std::int64_t n, bool value_init = true) : size(n) {
         if (n == 0) return;
         const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + 63) / 64 * 64;
         ptr = static_cast<T*>(std::aligned_alloc(64, bytes));
         if (!ptr) throw std::bad_alloc();
-        std::uninitialized_value_construct_n(ptr, static_cast<std::size_t>(n));
+        if (value_init)
+            std::uninitialized_value_construct_n(ptr, static_cast<std::size_t>(n));
+        else
+            std::uninitialized_default_construct_n(ptr, static_cast<std::size_t>(n));
     }
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
@@ -75,6 +79,16 @@ public:
         storage_ = std::make_shared<detail::Storage<T>>(shape_numel(shape_));
     }
     Tensor(Shape shape, T fill) : Tensor(std::move(shape)) { std::fill(begin(), end(), fill); }
+    // Storage left unfilled (for float: indeterminate values): only for outputs that are written in full,
+    // where zero-filling first would be a serial memset on the hot path.
+    static Tensor uninitialized(Shape shape) {
+        Tensor t;
+        t.shape_ = std::move(shape);
+        for (auto d : t.shape_)
+            if (d < 0) throw std::invalid_argument("Tensor: negative dimension in shape " + shape_str(t.shape_));
+        t.storage_ = std::make_shared<detail::Storage<T>>(shape_numel(t.shape_), false);
+        return t;
+    }
     Tensor(Shape shape, std::initializer_list<T> values) : Tensor(std::move(shape)) {
         if (static_cast<std::int64_t>(values.size()) != numel())
             throw std::invalid_argument("Tensor: " + std::to_string(values.size()) + " values for shape " +

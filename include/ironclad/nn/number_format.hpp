@@ -156,12 +156,7 @@ inline NumberFormat parse_number_format(std::string_view text) {
 // Round every element through q (nothing to do for float).
 inline void round_through(Tensor<float>& t, const NumberFormat& q) {
     if (q.is_float()) return;
-    q.with_rounder([&t](auto rounder) {
-        float* p = t.data();
-        const std::int64_t n = t.numel();
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (std::int64_t i = 0; i < n; ++i) p[i] = rounder(p[i]);
-    });
+    q.with_rounder([&t](auto rounder) { round_each(t, rounder); });
 }
 
 inline void quantize_parameters(Module& model, const NumberFormat& q) {
@@ -170,13 +165,10 @@ inline void quantize_parameters(Module& model, const NumberFormat& q) {
 
 // Replaces the output hook of every leaf module by rounding through q; float removes them (it rounds nothing).
 inline void quantize_activations(Module& model, const NumberFormat& q) {
-    for (auto& [name, m] : model.named_modules()) {
-        if (!m->children().empty()) continue;
-        if (q.is_float())
-            m->set_output_hook({});
-        else
-            m->set_output_hook([q](Tensor<float>& y) { round_through(y, q); });
-    }
+    if (q.is_float())
+        set_leaf_output_hooks(model, {});
+    else
+        set_leaf_output_hooks(model, [q](Tensor<float>& y) { round_through(y, q); });
 }
 
 }  // namespace ironclad

@@ -8,13 +8,25 @@
 
 namespace ironclad {
 
-// Round every element through Q: t[i] = float(Q(t[i])) (Q's rounding and overflow policies apply).
-template <class Q>
-void round_through(Tensor<float>& t) {
+// t[i] = round(t[i]) for every element.
+template <class Round>
+void round_each(Tensor<float>& t, Round round) {
     float* p = t.data();
     const std::int64_t n = t.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(Q(p[i]));
+    for (std::int64_t i = 0; i < n; ++i) p[i] = round(p[i]);
+}
+
+// Round every element through Q: t[i] = float(Q(t[i])) (Q's rounding and overflow policies apply).
+template <class Q>
+void round_through(Tensor<float>& t) {
+    round_each(t, [](float v) { return static_cast<float>(Q(v)); });
+}
+
+// Sets (or, with an empty hook, clears) the output hook of every leaf module (one with no children).
+inline void set_leaf_output_hooks(Module& model, const OutputHook& hook) {
+    for (auto& [name, m] : model.named_modules())
+        if (m->children().empty()) m->set_output_hook(hook);
 }
 
 template <class Q>
@@ -25,8 +37,7 @@ void quantize_parameters(Module& model) {
 // Installs an output hook on every leaf module (one with no children); replaces existing hooks.
 template <class Q>
 void quantize_activations(Module& model) {
-    for (auto& [name, m] : model.named_modules())
-        if (m->children().empty()) m->set_output_hook([](Tensor<float>& y) { round_through<Q>(y); });
+    set_leaf_output_hooks(model, [](Tensor<float>& y) { round_through<Q>(y); });
 }
 
 inline void clear_output_hooks(Module& model) {
