@@ -4,7 +4,10 @@
 #include "ironclad/nn/linear.hpp"
 #include "ironclad/nn/pooling.hpp"
 #include "ironclad/nn/sequential.hpp"
+#include "ironclad/models/resnet_cifar.hpp"
 #include "ironclad/training/fit.hpp"
+
+#include <omp.h>
 
 #include <doctest/doctest.h>
 
@@ -95,4 +98,30 @@ TEST_CASE("fit: an interrupted run resumes from its checkpoint to the same weigh
         CHECK(std::equal(a[i].second.begin(), a[i].second.end(), b[i].second.begin()));
     }
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("fit: ResNet-8 training gives bit-identical weights at 1 and 2 threads") {
+    Dataset train;
+    train.images = Tensor<std::uint8_t>({32, 1, 28, 28});
+    train.num_classes = 10;
+    Rng rng = Rng::stream(5, 0);
+    for (auto& v : train.images) v = static_cast<std::uint8_t>(rng.uniform_int(0, 255));
+    for (int i = 0; i < 32; ++i) train.labels.push_back(i % 10);
+    TrainOptions opt = tiny_options(1);
+    opt.loader.augment_flip = true;
+    opt.loader.augment_crop_pad = 2;
+    auto run = [&](int threads) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        auto net = resnet_cifar({.depth = 8, .num_classes = 10, .in_channels = 1});
+        fit(*net, train, nullptr, opt);
+        omp_set_num_threads(before);
+        return net->state_dict();
+    };
+    const auto one = run(1), two = run(2);
+    REQUIRE(one.size() == two.size());
+    for (std::size_t i = 0; i < one.size(); ++i) {
+        CAPTURE(one[i].first);
+        CHECK(std::equal(one[i].second.begin(), one[i].second.end(), two[i].second.begin()));
+    }
 }
