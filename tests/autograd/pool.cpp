@@ -10,15 +10,10 @@
 
 using namespace ironclad;
 using ironclad::testing::check_gradients;
+using ironclad::testing::iota;
 using ironclad::testing::random_tensor;
 
 namespace {
-
-Tensor<float> iota(Shape shape) {
-    Tensor<float> t(std::move(shape));
-    std::iota(t.begin(), t.end(), 0.0f);
-    return t;
-}
 
 // Distinct values 0.01 apart in shuffled order: no ties inside a window, and a finite-difference step
 // cannot change which element is the maximum.

@@ -8,15 +8,10 @@
 
 using namespace ironclad;
 using ironclad::testing::check_gradients;
+using ironclad::testing::iota;
 using ironclad::testing::random_tensor;
 
 namespace {
-
-Tensor<float> iota(Shape shape) {
-    Tensor<float> t(std::move(shape));
-    std::iota(t.begin(), t.end(), 0.0f);
-    return t;
-}
 
 }  // namespace
 

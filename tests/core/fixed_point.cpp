@@ -1,5 +1,7 @@
 #include "ironclad/core/fixed_point.hpp"
 
+#include "../support/fixed_point_policies.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -59,13 +61,6 @@ std::string describe(const char* op, std::int64_t a, std::int64_t b, std::int64_
 }
 
 }  // namespace
-
-#define ALL_POLICIES(I, F)                                            \
-    FixedPoint<I, F, Rounding::toward_zero, Overflow::saturate>,      \
-        FixedPoint<I, F, Rounding::nearest_even, Overflow::saturate>, \
-        FixedPoint<I, F, Rounding::floor, Overflow::saturate>,        \
-        FixedPoint<I, F, Rounding::toward_zero, Overflow::wrap>,      \
-        FixedPoint<I, F, Rounding::nearest_even, Overflow::wrap>, FixedPoint<I, F, Rounding::floor, Overflow::wrap>
 
 TEST_CASE_TEMPLATE("fixed_point: Q3.4 arithmetic is exact for every pair of raws", Q, ALL_POLICIES(3, 4)) {
     constexpr int N = Q::total_bits, F = Q::frac_bits, one = 1 << F;

@@ -3,6 +3,8 @@
 #include "ironclad/core/random.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
 
+#include "../support/fixed_point_policies.hpp"
+
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -71,13 +73,6 @@ void check_bit_patterns(Comparison<Q>& c, std::uint32_t stride) {
 }
 
 }  // namespace
-
-#define ALL_POLICIES(I, F)                                            \
-    FixedPoint<I, F, Rounding::toward_zero, Overflow::saturate>,      \
-        FixedPoint<I, F, Rounding::nearest_even, Overflow::saturate>, \
-        FixedPoint<I, F, Rounding::floor, Overflow::saturate>,        \
-        FixedPoint<I, F, Rounding::toward_zero, Overflow::wrap>,      \
-        FixedPoint<I, F, Rounding::nearest_even, Overflow::wrap>, FixedPoint<I, F, Rounding::floor, Overflow::wrap>
 
 TEST_CASE("number_format: parses float and qI.F with policy suffixes; name() round-trips") {
     CHECK(parse_number_format("float").is_float());

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -22,6 +23,13 @@ inline Tensor<float> random_tensor(Shape shape, std::uint32_t seed, float lo = -
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(lo, hi);
     for (auto& v : t) v = u(rng);
+    return t;
+}
+
+// 0, 1, 2, ... in storage order: distinct values, so max-pool and shape tests have no ties.
+inline Tensor<float> iota(Shape shape) {
+    Tensor<float> t(std::move(shape));
+    std::iota(t.begin(), t.end(), 0.0f);
     return t;
 }
 
