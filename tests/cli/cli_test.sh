@@ -112,5 +112,32 @@ expect_error 1 "2 problem(s): linear.weight: checkpoint has \\[5,64\\], model ex
     eval --model resnet20 --weights "$tmp/five.safetensors" --data "$data"
 expect_error 1 "no-such-dir" eval --model resnet20 --weights "$ckpt" --data "$tmp/no-such-dir"
 
+# fault campaigns: JSON/CSV/SVG results, reproducible, resumable, replayable
+inj=(inject --model resnet20 --weights "$ckpt" --data "$data" --limit 100 --batch 50 --rate 0,1e-5 --trials 4 --seed 7)
+expect 0 "${inj[@]}" --json "$tmp/inj.json" --csv "$tmp/inj.csv" --plot "$tmp/inj.svg" &&
+    { cp "$tmp/inj.json" "$tmp/out"; check_json "d['images'] == 100 and d['fault_model']['format'] == 'q15.16' and d['engine']['version'] and len(d['results']) == 2 and d['results'][0]['sdc_rate'] == 0 and d['results'][0]['golden_reused_trials'] == 4 and d['results'][1]['trials'] == 4 and d['results'][1]['mean_faults'] > 0 and d['results'][1]['ci95_low'] <= d['results'][1]['mean_top1'] <= d['results'][1]['ci95_high']"; }
+[ "$(wc -l < "$tmp/inj.csv")" -eq 3 ] || fail "inject --csv: expected a header and 2 rows"
+grep -q "^<svg" "$tmp/inj.svg" || fail "inject --plot wrote no SVG"
+[ -f "$tmp/inj.json.state" ] || fail "inject --json kept no state file"
+cp "$tmp/inj.json" "$tmp/inj-first.json"
+expect 0 "${inj[@]}" --json "$tmp/inj.json" --threads 1 &&
+    python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if [r['per_trial_top1'] for r in a['results']]==[r['per_trial_top1'] for r in b['results']] else 1)" \
+        "$tmp/inj-first.json" "$tmp/inj.json" || fail "inject: a rerun (resumed, 1 thread) changed the per-trial results"
+rm -f "$tmp/inj.json.state"
+expect 0 "${inj[@]}" --threads 1 --json "$tmp/inj.json" &&
+    python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if [r['per_trial_top1'] for r in a['results']]==[r['per_trial_top1'] for r in b['results']] else 1)" \
+        "$tmp/inj-first.json" "$tmp/inj.json" || fail "inject: 1 thread from scratch gave other results than 2 threads"
+expect 0 inject --model resnet20 --weights "$ckpt" --data "$data" --limit 100 --flips 3 --trials 2 --replay 1 &&
+    { [ "$(grep -c 'weight' "$tmp/out")" -ge 1 ] && [ "$(grep -cE '^(conv1|layer|linear)' "$tmp/out")" -eq 3 ] || fail "inject --replay did not list 3 fault records"; }
+expect 0 "${inj[@]}" --site activations --format float --rate 1e-6 --bits exponent --layer-map --map-trials 2 --json "$tmp/act.json" &&
+    { cp "$tmp/act.json" "$tmp/out"; check_json "d['fault_model']['site'] == 'activations' and d['fault_model']['bits'] == [23, 30] and len(d['layer_map']) > 10"; }
+expect_error 2 "unknown storage format 'q15'" "${inj[@]}" --format q15
+expect_error 2 "rate '2': every rate must be in \\[0, 1\\]" inject --model resnet20 --weights "$ckpt" --data "$data" --rate 2
+expect_error 2 "give exactly one of --rate and --flips" inject --model resnet20 --weights "$ckpt" --data "$data"
+expect_error 2 "bits '30-40': must lie within 0-31" "${inj[@]}" --bits 30-40
+expect_error 2 "'layer9' names no" "${inj[@]}" --layers layer9
+expect_error 2 "count mode 'reference' is the toolbox's weight-fault rule" "${inj[@]}" --count-mode reference --site both
+expect_error 2 "--arith exact .*not implemented" "${inj[@]}" --arith exact
+
 echo "cli: $failures failure(s)"
 [ "$failures" -eq 0 ]

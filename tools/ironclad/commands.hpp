@@ -10,5 +10,6 @@ namespace ironclad::cli {
 int run_models(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
+int run_inject(const std::vector<std::string>& args);
 
 }  // namespace ironclad::cli

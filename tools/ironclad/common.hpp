@@ -6,6 +6,7 @@
 
 #include "ironclad/data/load.hpp"
 #include "ironclad/models/registry.hpp"
+#include "ironclad/training/checkpoint.hpp"
 
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -113,6 +114,39 @@ inline ModelConfig model_config(const Dataset& ds, Shortcut shortcut, std::uint6
             .input_size = static_cast<int>(ds.height()),
             .shortcut = shortcut,
             .seed = seed};
+}
+
+// A trained model ready for inference on one split: weights loaded (the architecture checked against the file's
+// metadata), normalisation from the options or the metadata, the split read with its class-balanced limit.
+struct TrainedModel {
+    std::shared_ptr<Module> model;
+    Dataset data;
+    Normalization norm;
+    Metadata metadata;
+};
+
+inline TrainedModel load_trained_model(const Options& o, const std::string& model_name, const std::string& weights,
+                                       const std::string& data, bool train_split, std::int64_t limit) {
+    // The weights file is read before the dataset, so a missing or corrupt file fails at once.
+    TrainedModel t;
+    t.metadata = load_safetensors(weights).metadata;
+    const auto norm = find_normalization(o, t.metadata, weights);
+    if (!norm) throw UsageError(weights + " has no mean/std metadata: give --mean and --std");
+    t.norm = *norm;
+    const auto shortcut_text = t.metadata.count("shortcut") ? t.metadata.at("shortcut") : "A";
+    const auto shortcut = parse_shortcut(shortcut_text);
+    if (!shortcut) throw std::runtime_error(weights + ": unknown shortcut '" + shortcut_text + "' in the metadata");
+    t.data = load_split(data, train_split, limit);
+    t.model = build_model(model_name, model_config(t.data, *shortcut, 0));
+    try {
+        load_model(weights, *t.model);
+    } catch (const std::runtime_error& e) {
+        const auto arch = t.metadata.find("arch");
+        if (arch == t.metadata.end() || arch->second == model_name) throw;
+        throw std::runtime_error(weights + " holds a " + arch->second + ", not a " + model_name + "; " + e.what());
+    }
+    check_channels(t.norm, t.data);  // after loading, so that weights for other images fail on their shapes first
+    return t;
 }
 
 }  // namespace ironclad::cli

@@ -52,24 +52,10 @@ int run_eval(const std::vector<std::string>& args) {
     const std::int64_t batch = o.integer("batch", 1);
     apply_threads(o);
 
-    // The weights file is read before the dataset, so a missing or corrupt file fails at once.
-    const Metadata metadata = load_safetensors(weights).metadata;
-    const auto norm = find_normalization(o, metadata, weights);
-    if (!norm) throw UsageError(weights + " has no mean/std metadata: give --mean and --std");
-    const auto shortcut_text = metadata.count("shortcut") ? metadata.at("shortcut") : "A";
-    const auto shortcut = parse_shortcut(shortcut_text);
-    if (!shortcut) throw std::runtime_error(weights + ": unknown shortcut '" + shortcut_text + "' in the metadata");
-
-    const Dataset ds = load_split(data, split == "train", limit);
-    auto model = build_model(model_name, model_config(ds, *shortcut, 0));
-    try {
-        load_model(weights, *model);
-    } catch (const std::runtime_error& e) {
-        const auto arch = metadata.find("arch");
-        if (arch == metadata.end() || arch->second == model_name) throw;
-        throw std::runtime_error(weights + " holds a " + arch->second + ", not a " + model_name + "; " + e.what());
-    }
-    check_channels(*norm, ds);  // after loading, so that weights for other images fail on their shapes first
+    TrainedModel trained = load_trained_model(o, model_name, weights, data, split == "train", limit);
+    auto& model = trained.model;
+    const Dataset& ds = trained.data;
+    const auto* norm = &trained.norm;
     quantize_parameters(*model, format);
     quantize_activations(*model, format);
 

@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "ironclad/version.hpp"
 
 #include <exception>
 #include <iostream>
@@ -19,6 +20,7 @@ const char* const usage =
     "  models   list the architectures with their parameters and MACs\n"
     "  eval     evaluate trained weights on a dataset (float or fixed-point storage)\n"
     "  train    train a model on a dataset (resumable)\n"
+    "  inject   fault campaign: bit flips in weights/activations over a grid of rates (resumable)\n"
     "\n"
     "Run 'ironclad <command> --help' for a command's options.\n";
 
@@ -42,7 +44,12 @@ int main(int argc, char** argv) {
         if (command == "models") return run_models(args);
         if (command == "eval") return run_eval(args);
         if (command == "train") return run_train(args);
-        throw UsageError("unknown command '" + command + "' (commands: models, eval, train)");
+        if (command == "inject") return run_inject(args);
+        if (command == "--version") {
+            std::cout << "ironclad " << ironclad::engine_version << "\n";
+            return 0;
+        }
+        throw UsageError("unknown command '" + command + "' (commands: models, eval, train, inject)");
     } catch (const UsageError& e) {
         print_error(e.what());
         return 2;

@@ -72,6 +72,20 @@ public:
         }
         std::fflush(stderr);
     }
+    // A free-form status line (e.g. a campaign's running interval), throttled like update().
+    void status(const std::string& text) {
+        if (!enabled_) return;
+        const auto now = Clock::now();
+        if (seconds(start_, now) < 1.0 || seconds(last_, now) < (tty_ ? 0.2 : 5.0)) return;
+        last_ = now;
+        if (tty_) {
+            std::fprintf(stderr, "\r\033[K%s: %s", label_.c_str(), text.c_str());
+            drawn_ = true;
+        } else {
+            std::fprintf(stderr, "%s: %s\n", label_.c_str(), text.c_str());
+        }
+        std::fflush(stderr);
+    }
     // Erases the in-place line, so what follows starts on a clean line.
     void finish() {
         if (!drawn_) return;

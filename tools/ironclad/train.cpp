@@ -58,7 +58,7 @@ std::string fixed(double v, int decimals) {
 }
 
 // The metadata keys that must agree between a checkpoint and a run that resumes it, with their options.
-constexpr std::array<std::pair<const char*, const char*>, 17> resume_keys{{
+constexpr std::array<std::pair<const char*, const char*>, 18> resume_keys{{
     {"arch", "--model"},
     {"shortcut", "--shortcut"},
     {"num_classes", "--data"},
@@ -76,6 +76,7 @@ constexpr std::array<std::pair<const char*, const char*>, 17> resume_keys{{
     {"augment", "--augment / --crop-pad"},
     {"seed", "--seed"},
     {"limit", "--limit"},
+    {"init", "--init"},
 }};
 
 }  // namespace
@@ -102,6 +103,7 @@ int run_train(const std::vector<std::string>& args) {
         .value("limit", "N", "class-balanced subset of the train split: the first N/classes images of each class")
         .value("test-limit", "N", "class-balanced subset of the test split (default: --limit's value)")
         .value("seed", "S", "seed of the initial weights and of shuffling and augmentation", "0")
+        .value("init", "FILE", "start from these weights (fine-tuning) instead of random ones; all names must match")
         .value("shortcut", "A|B", "ResNet shortcut: A zero-padding, B 1x1 convolution", "A")
         .value("threads", "N", "OpenMP threads (default: all cores)")
         .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: measured on the training images)")
@@ -141,6 +143,8 @@ int run_train(const std::vector<std::string>& args) {
     const std::uint64_t seed = o.unsigned_integer("seed");
     const auto shortcut = parse_shortcut(o.text("shortcut"));
     if (!shortcut) o.reject("shortcut", "expected A (zero-padding) or B (1x1 convolution)");
+    if (o.given("init") && !std::filesystem::is_regular_file(o.text("init")))
+        o.reject("init", "file " + o.text("init") + " does not exist");
     apply_threads(o);
     t.loader.shuffle = true;
     t.loader.seed = seed;
@@ -206,6 +210,7 @@ int run_train(const std::vector<std::string>& args) {
                   {"warmup_epochs", std::to_string(t.warmup_epochs)},
                   {"augment", augment_name(t.loader)},
                   {"seed", std::to_string(seed)},
+                  {"init", o.given("init") ? o.text("init") : std::string("random")},
                   {"trainer", "ironclad train"}};
 
     if (resuming) {
@@ -224,6 +229,10 @@ int run_train(const std::vector<std::string>& args) {
     human.flush();
 
     auto model = build_model(model_name, cfg);
+    if (o.given("init") && !resuming) {  // a resumed run reloads its own checkpoint inside fit
+        load_model(o.text("init"), *model);
+        human << "starting from the weights in " << o.text("init") << "\n";
+    }
     Progress progress(o.given("progress") || stderr_is_terminal(), "");
     nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
     TrainCallbacks cb;

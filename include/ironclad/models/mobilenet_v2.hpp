@@ -99,6 +99,7 @@ public:
     // x: [N,in_channels,H,W] -> logits [N,num_classes]
     Var forward(const Var& x) override { return (*classifier_)((*pool_)((*features_)(x))); }
     std::string type_name() const override { return "MobileNetV2"; }
+    std::vector<Module*> stages() override { return {features_.get(), pool_.get(), classifier_.get()}; }
     const MobileNetV2Config& config() const { return cfg_; }
 
 private:

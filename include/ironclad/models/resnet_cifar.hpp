@@ -98,6 +98,13 @@ public:
         return (*head_)((*pool_)(y));
     }
     std::string type_name() const override { return "ResNetCifar"; }
+    std::vector<Module*> stages() override {
+        std::vector<Module*> out{conv1_.get(), bn1_.get(), relu_.get()};
+        for (auto& stage : stages_) out.push_back(stage.get());
+        out.push_back(pool_.get());
+        out.push_back(head_.get());
+        return out;
+    }
     const ResNetCifarConfig& config() const { return cfg_; }
 
 private:

@@ -106,6 +106,13 @@ public:
         return (*fc_)((*pool_)((*conv5_)(y)));
     }
     std::string type_name() const override { return "ShuffleNetV2"; }
+    std::vector<Module*> stages() override {
+        std::vector<Module*> out{conv1_.get()};
+        for (auto& stage : stages_) out.push_back(stage.get());
+        for (Module* m : {static_cast<Module*>(conv5_.get()), static_cast<Module*>(pool_.get()), static_cast<Module*>(fc_.get())})
+            out.push_back(m);
+        return out;
+    }
     const ShuffleNetV2Config& config() const { return cfg_; }
 
 private:

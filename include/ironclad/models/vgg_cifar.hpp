@@ -63,6 +63,7 @@ public:
     // x: [N,in_channels,input_size,input_size] -> logits [N,num_classes]
     Var forward(const Var& x) override { return (*classifier_)((*flatten_)((*features_)(x))); }
     std::string type_name() const override { return "VGG"; }
+    std::vector<Module*> stages() override { return {features_.get(), flatten_.get(), classifier_.get()}; }
     const VggCifarConfig& config() const { return cfg_; }
 
 private:

@@ -40,6 +40,12 @@ public:
 
     void set_output_hook(OutputHook hook) { output_hook_ = std::move(hook); }
     bool has_output_hook() const { return static_cast<bool>(output_hook_); }
+    const OutputHook& output_hook() const { return output_hook_; }
+
+    // The modules forward() calls one after the other, each through operator() on the previous one's output, when
+    // forward is exactly that chain; empty (the default) when it is not. Lets a fault campaign restart a forward
+    // pass from a cached intermediate output instead of the input (see nn/stages.hpp).
+    virtual std::vector<Module*> stages() { return {}; }
 
     void train(bool on = true) {
         training_ = on;

@@ -22,6 +22,11 @@ public:
         return y;
     }
     std::string type_name() const override { return "Sequential"; }
+    std::vector<Module*> stages() override {
+        std::vector<Module*> out;
+        for (auto& [name, m] : children()) out.push_back(m.get());
+        return out;
+    }
     std::size_t size() const { return children().size(); }
 };
 

@@ -1,0 +1,120 @@
+// Inference throughput of every architecture in the model zoo (3x32x32, batch 128), engine against the PyTorch
+// peer where the peer has the architecture (torch_peer.py: resnet20/32/44/56, vgg11_bn, mobilenetv2_x0_5).
+//
+//   zoo_inference [--rounds 3] [--repeats 5] [--threads 2] [--batch 128] [--models a,b,...] [--peer DIR | --no-peer]
+//
+// One JSON line per architecture: model, params, macs_per_image, engine_images_per_s, peer_images_per_s, ratio
+// (engine / peer). Rounds interleave engine and peer (the machine is shared and noisy); each side's figure is the
+// median over rounds of its median over repeats. The peer runs with run_peer.sh's allocator settings and counts
+// its better layout (NCHW or channels-last) in each round.
+#include "ironclad/core/allocator.hpp"
+#include "ironclad/models/registry.hpp"
+#include "ironclad/models/summary.hpp"
+
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+
+using namespace ironclad;
+
+namespace {
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double engine_images_per_s(Module& model, const Tensor<float>& x, int repeats) {
+    model.eval();
+    NoGradGuard no_grad;
+    for (int i = 0; i < 2; ++i) model(Var(x));
+    std::vector<double> t;
+    for (int i = 0; i < repeats; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        model(Var(x));
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return static_cast<double>(x.dim(0)) / median(t);
+}
+
+double peer_images_per_s(const std::filesystem::path& peer_dir, const std::string& name, int batch, int threads,
+                         int repeats, bool channels_last) {
+    const std::string shortcut = name.starts_with("resnet") ? " --shortcut A" : "";
+    const std::string cmd =
+        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 "
+        "/usr/bin/python3 '" + (peer_dir / "torch_peer.py").string() + "' --model " + name + shortcut +
+        " --batch " + std::to_string(batch) + " --threads " + std::to_string(threads) + " --repeats " +
+        std::to_string(repeats) + " --what infer" + (channels_last ? " --channels-last" : "") + " 2>/dev/null";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    if (!pipe) return 0;
+    double ips = 0;
+    std::array<char, 4096> line{};
+    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe)) {
+        auto j = nlohmann::json::parse(line.data(), nullptr, false);
+        if (j.is_object() && j.value("what", "") == "infer") ips = j["images_per_s"].get<double>();
+    }
+    pclose(pipe);
+    return ips;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    configure_allocator();
+    int rounds = 3, repeats = 5, threads = 2, batch = 128;
+    std::filesystem::path peer_dir = std::filesystem::path(IRONCLAD_SOURCE_DIR) / ".." / "shared" / "peer";
+    bool use_peer = true;
+    std::vector<std::string> names;
+    for (auto& info : model_registry()) names.push_back(info.name);
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(k + " needs a value"); };
+        if (k == "--rounds") rounds = std::stoi(next());
+        else if (k == "--repeats") repeats = std::stoi(next());
+        else if (k == "--threads") threads = std::stoi(next());
+        else if (k == "--batch") batch = std::stoi(next());
+        else if (k == "--peer") peer_dir = next();
+        else if (k == "--no-peer") use_peer = false;
+        else if (k == "--models") {
+            names.clear();
+            std::stringstream ss(next());
+            for (std::string n; std::getline(ss, n, ',');) names.push_back(n);
+        } else { std::cerr << "unknown option " << k << "\n"; return 2; }
+    }
+    use_peer = use_peer && std::filesystem::exists(peer_dir / "torch_peer.py") && std::filesystem::exists("/usr/bin/python3");
+    const std::set<std::string> peer_has{"resnet20", "resnet32", "resnet44", "resnet56", "vgg11_bn", "mobilenetv2_x0_5"};
+    omp_set_num_threads(threads);
+
+    Tensor<float> x({batch, 3, 32, 32});
+    Rng rng = Rng::stream(1, 0);
+    for (auto& v : x) v = static_cast<float>(rng.normal());
+    for (const std::string& name : names) {
+        auto model = build_model(name, ModelConfig{});
+        const ModelSummary s = summarize(*model, {1, 3, 32, 32});
+        std::vector<double> eng, peer;
+        const bool compare = use_peer && peer_has.count(name);
+        for (int r = 0; r < rounds; ++r) {
+            eng.push_back(engine_images_per_s(*model, x, repeats));
+            if (compare)
+                peer.push_back(std::max(peer_images_per_s(peer_dir, name, batch, threads, repeats, false),
+                                        peer_images_per_s(peer_dir, name, batch, threads, repeats, true)));
+        }
+        nlohmann::json j{{"model", name}, {"what", "infer"}, {"params", s.params}, {"macs_per_image", s.macs},
+                         {"batch", batch}, {"threads", threads}, {"rounds", rounds},
+                         {"engine_images_per_s", median(eng)}};
+        j["peer_images_per_s"] = compare ? nlohmann::json(median(peer)) : nlohmann::json(nullptr);
+        j["ratio"] = compare && median(peer) > 0 ? nlohmann::json(median(eng) / median(peer)) : nlohmann::json(nullptr);
+        std::cout << j.dump() << std::endl;
+    }
+    return 0;
+}

@@ -1,0 +1,224 @@
+// Fault campaigns: golden reuse and stage restarts give the same answers as full forward passes, results do not
+// depend on threads or batching, trials replay alone, killed campaigns resume.
+#include "ironclad/core/parallel.hpp"
+#include "ironclad/fault/campaign.hpp"
+#include "ironclad/models/registry.hpp"
+#include "support/grad_check.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+using namespace ironclad;
+using namespace ironclad::testing;
+
+namespace {
+
+EvalSet synthetic_set(std::int64_t images, std::int64_t batch, int size, int classes) {
+    EvalSet set;
+    const Tensor<float> all = random_tensor({images, 3, size, size}, 99);
+    const std::int64_t per = 3 * size * size;
+    for (std::int64_t start = 0; start < images; start += batch) {
+        const std::int64_t n = std::min(batch, images - start);
+        Tensor<float> b({n, 3, size, size});
+        std::copy_n(all.data() + start * per, n * per, b.data());
+        set.batches.push_back(b);
+    }
+    for (std::int64_t i = 0; i < images; ++i) set.labels.push_back(static_cast<std::int32_t>(i % classes));
+    return set;
+}
+
+std::shared_ptr<Module> small_resnet() {
+    ModelConfig cfg;
+    cfg.input_size = 8;
+    cfg.seed = 5;
+    return build_model("resnet20", cfg);
+}
+
+FaultModel q15_weights(double rate_unused = 0) {
+    FaultModel fm;
+    fm.rate = rate_unused;
+    fm.seed = 42;
+    return fm;
+}
+
+bool same(const TrialResult& a, const TrialResult& b) {
+    return a.trial == b.trial && a.faults == b.faults && a.correct == b.correct && a.sdc == b.sdc &&
+           a.sdc_on_correct == b.sdc_on_correct && a.non_finite == b.non_finite && a.recomputed == b.recomputed &&
+           a.first_stage == b.first_stage;
+}
+
+}  // namespace
+
+TEST_CASE("flattened stages compose to forward for every architecture") {
+    for (const auto& info : model_registry()) {
+        ModelConfig cfg;
+        cfg.seed = 1;
+        auto model = build_model(info.name, cfg);
+        model->eval();
+        NoGradGuard no_grad;
+        const Tensor<float> x = random_tensor({2, 3, 32, 32}, 3);
+        const Tensor<float> full = (*model)(Var(x)).value();
+        const auto stages = flatten_stages(*model);
+        CHECK(stages.size() > 3);
+        const Tensor<float> chained = run_stages(stages, 0, Var(x)).value();
+        REQUIRE(chained.numel() == full.numel());
+        for (std::int64_t i = 0; i < full.numel(); ++i) CHECK(chained[i] == full[i]);
+    }
+}
+
+TEST_CASE("a trial equals a full forward pass with the same faults applied by hand") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(40, 16, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.fault.count_mode = CountMode::count;
+    opt.fault.bit_lo = 14;  // large enough to change predictions
+    opt.levels = {3};
+    Campaign campaign(*model, data, opt);
+    campaign.run_golden();
+    int restarted = 0;
+    for (int t = 0; t < 12; ++t) {
+        std::vector<FaultRecord> records;
+        const TrialResult r = campaign.run_trial(3, t, &records);
+        REQUIRE(records.size() == 3);
+        restarted += r.first_stage > 0;
+        // Apply the recorded faults to the stored model by hand, run the whole network, count.
+        std::vector<FaultTarget> targets = campaign.weight_targets();
+        Injector manual(targets);
+        std::vector<FaultPosition> faults;
+        for (auto& rec : records) faults.push_back({rec.target, rec.element, rec.bit});
+        manual.apply(faults, FaultEffect::flip);
+        for (std::size_t i = 0; i < records.size(); ++i) CHECK(manual.records()[i].raw_after == records[i].raw_after);
+        std::int64_t correct = 0, sdc = 0, k = 0;
+        NoGradGuard no_grad;
+        for (auto& b : data.batches) {
+            const auto pred = argmax_rows((*model)(Var(b)).value());
+            for (auto p : pred) {
+                correct += p == data.labels[static_cast<std::size_t>(k)];
+                sdc += p != campaign.golden_predictions()[static_cast<std::size_t>(k)];
+                ++k;
+            }
+        }
+        manual.restore();
+        CHECK(r.correct == correct);
+        CHECK(r.sdc == sdc);
+        CHECK(r.recomputed == 40);
+    }
+    CHECK(restarted > 0);  // some trials restarted past the first stage
+}
+
+TEST_CASE("rate 0 reuses the golden result; same seed gives the same numbers at 1 and 2 threads") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(32, 16, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.levels = {0.0, 1e-4};
+    opt.max_trials = 4;
+    std::vector<CampaignResult> results;
+    const int threads_before = num_threads();
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        auto m = small_resnet();
+        Campaign c(*m, data, opt);
+        results.push_back(c.run());
+    }
+    set_num_threads(threads_before);
+    const auto& a = results[0];
+    for (auto& t : a.levels[0].trials) {
+        CHECK(t.faults == 0);
+        CHECK(t.recomputed == 0);
+        CHECK(t.sdc == 0);
+        CHECK(t.correct == a.golden_correct);
+    }
+    CHECK(a.levels[1].mean_faults > 0);
+    for (std::size_t l = 0; l < 2; ++l)
+        for (std::size_t t = 0; t < 4; ++t) CHECK(same(a.levels[l].trials[t], results[1].levels[l].trials[t]));
+}
+
+TEST_CASE("activation faults: only hit images are recomputed, and batching does not change any result") {
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.fault.site = FaultSite::activations;
+    opt.fault.bit_lo = 20;
+    opt.store_activations = true;
+    opt.levels = {2e-6};
+    opt.max_trials = 5;
+    std::vector<CampaignResult> results;
+    for (std::int64_t batch : {8, 32}) {
+        auto m = small_resnet();
+        const EvalSet data = synthetic_set(32, batch, 8, 10);
+        Campaign c(*m, data, opt);
+        results.push_back(c.run());
+    }
+    bool partial = false;
+    for (std::size_t t = 0; t < 5; ++t) {
+        CHECK(same(results[0].levels[0].trials[t], results[1].levels[0].trials[t]));
+        const auto& r = results[0].levels[0].trials[t];
+        partial = partial || (r.recomputed > 0 && r.recomputed < 32);
+    }
+    CHECK(partial);
+}
+
+TEST_CASE("a killed campaign resumes with identical results; a different campaign is refused") {
+    const auto dir = std::filesystem::temp_directory_path() / "ironclad_campaign_resume";
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const EvalSet data = synthetic_set(24, 12, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.levels = {5e-5};
+    opt.identity = {{"model", "resnet20-test"}};
+    opt.max_trials = 6;
+    auto fresh_model = small_resnet();
+    const CampaignResult fresh = Campaign(*fresh_model, data, opt).run();
+
+    opt.state_file = dir / "state.json";
+    opt.max_trials = 3;  // "killed" after three trials
+    {
+        auto m = small_resnet();
+        Campaign(*m, data, opt).run();
+    }
+    opt.max_trials = 6;
+    int computed = 0;
+    auto m = small_resnet();
+    Campaign resumed(*m, data, opt);
+    CampaignCallbacks cb;
+    const CampaignResult r = resumed.run(cb);
+    for (std::size_t t = 0; t < 6; ++t) CHECK(same(r.levels[0].trials[t], fresh.levels[0].trials[t]));
+    (void)computed;
+
+    CampaignOptions other = opt;
+    other.fault.seed = 43;
+    auto m2 = small_resnet();
+    CHECK_THROWS_WITH_AS(Campaign(*m2, data, other).run(), doctest::Contains("different campaign"), std::runtime_error);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("--margin stops a level once its interval is narrow enough") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(32, 16, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.levels = {0.0};
+    opt.max_trials = 50;
+    opt.margin = 0.2;
+    opt.interval = IntervalKind::trials;
+    Campaign c(*model, data, opt);
+    const auto r = c.run();
+    CHECK(r.levels[0].trials.size() == 3);  // zero variance: min_trials suffice
+    CHECK(r.levels[0].stopped_early);
+}
+
+TEST_CASE("unknown layer names and bad options are refused with the name") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(8, 8, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.levels = {1e-6};
+    opt.fault.layers = {"layer9"};
+    CHECK_THROWS_WITH_AS(Campaign(*model, data, opt), doctest::Contains("'layer9'"), std::invalid_argument);
+    opt.fault.layers = {};
+    opt.fault.bit_lo = 40;
+    CHECK_THROWS_WITH_AS(Campaign(*model, data, opt), doctest::Contains("bit range"), std::invalid_argument);
+}
