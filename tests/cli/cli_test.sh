@@ -139,5 +139,14 @@ expect_error 2 "'layer9' names no" "${inj[@]}" --layers layer9
 expect_error 2 "count mode 'reference' is the toolbox's weight-fault rule" "${inj[@]}" --count-mode reference --site both
 expect_error 2 "--arith exact .*not implemented" "${inj[@]}" --arith exact
 
+# the embedded default: the CIFAR-10 checkpoint on the 1,000-image JPEG subset, and the toolbox's collapse at 1e-6
+emb=$(dirname "$data")/resnet20-cifar10-jpg.safetensors
+mini=$(dirname "$data")/cifar10-mini
+expect 0 eval --model resnet20 --weights "$emb" --data "$mini" --json &&
+    check_json "d['images'] == 1000 and d['top1'] >= 85"
+expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 200 --count-mode reference --rate 1e-6 --trials 5 --json "$tmp/ref.json" &&
+    { cp "$tmp/ref.json" "$tmp/out"; check_json "d['results'][0]['mean_faults'] == 5 and d['results'][0]['mean_top1'] < d['top1'] - 20"; }
+expect_error 1 "has a test/ image folder but no train/ folder" train --model resnet20 --data "$mini" --epochs 1 --out "$bad"
+
 echo "cli: $failures failure(s)"
 [ "$failures" -eq 0 ]

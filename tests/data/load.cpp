@@ -34,6 +34,19 @@ TEST_CASE("load_dataset: an image-folder tree, its split and a cheap balanced li
                  "class0,class1,class2,class9)") != std::string::npos);
 }
 
+TEST_CASE("load_dataset: a test/ folder alone is an evaluation-only tree") {
+    TempDir dir;
+    for (int c = 0; c < 2; ++c)
+        for (int f = 0; f < 3; ++f)
+            write_png(dir / ("test/c" + std::to_string(c) + "/" + std::to_string(f) + ".png"), 2, 2, 3,
+                      pattern_image(2, 2, 3, 10 * c + f));
+    const Dataset test = load_dataset(dir.path, false);
+    CHECK(test.labels == std::vector<std::int32_t>{0, 0, 0, 1, 1, 1});
+    CHECK(load_dataset(dir.path, false, 2).labels == std::vector<std::int32_t>{0, 1});
+    CHECK(error_of([&] { load_dataset(dir.path, true); }).find("has a test/ image folder but no train/ folder") !=
+          std::string::npos);
+}
+
 TEST_CASE("load_dataset: CIFAR-10 binary and Fashion-MNIST folders are recognised") {
     TempDir cifar;
     Bytes records;

@@ -3,6 +3,7 @@
 // Contract, checked in this order:
 //   - train/ and test/ subfolders  -> image-folder tree; both splits must have the same class folders,
 //                                     since labels are positions in the sorted class list;
+//   - test/ alone                  -> an evaluation-only image-folder tree (the train split is an error);
 //   - data_batch_1.bin/test_batch.bin -> CIFAR-10 binary;  train.bin/test.bin -> CIFAR-100 binary;
 //   - {train,t10k}-images-idx3-ubyte[.gz] -> Fashion-MNIST (IDX);
 //   - anything else is an error that lists what was looked for.
@@ -42,6 +43,13 @@ inline Dataset load_dataset(const std::filesystem::path& path, bool train, std::
         ImageFolderOptions opts;
         if (limit > 0) opts.limit_per_class = balanced_per_class(limit, static_cast<int>(train_classes.size()));
         return load_image_folder(path / (train ? "train" : "test"), opts);
+    }
+    if (fs::is_directory(path / "test", ec) && !fs::exists(path / "train", ec)) {  // an evaluation-only tree
+        if (train) detail::data_error(path, "has a test/ image folder but no train/ folder");
+        ImageFolderOptions opts;
+        if (limit > 0)
+            opts.limit_per_class = balanced_per_class(limit, static_cast<int>(image_folder_classes(path / "test").size()));
+        return load_image_folder(path / "test", opts);
     }
     if (has("data_batch_1.bin") || has("test_batch.bin")) return limited(load_cifar10_binary(path, train));
     if (has("train.bin") || has("test.bin")) return limited(load_cifar100_binary(path, train));
