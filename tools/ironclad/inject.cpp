@@ -273,7 +273,12 @@ int run_inject(const std::vector<std::string>& args) {
     cb.on_golden = [&](std::int64_t done, std::int64_t total) {
         progress.update((done + batch - 1) / batch, (total + batch - 1) / batch, done);
     };
+    bool golden_finished = false;
     cb.on_trial = [&](const LevelResult& r, int max_trials) {
+        if (!golden_finished) {
+            progress.restart("campaign");
+            golden_finished = true;
+        }
         char line[200];
         std::snprintf(line, sizeof line, "rate %g: trial %zu/%d  top-1 %.2f%% [%.2f, %.2f]  SDC %.2f%%", r.level,
                       r.trials.size(), max_trials, r.top1.mean, r.ci95_low(), r.ci95_high(), r.sdc_rate);
