@@ -15,6 +15,8 @@
 // alternate engine and peer; medians over rounds are reported. Needs the extracted CIFAR-10 JPEG tree (default
 // /tmp/cifar10-jpg: tar xzf ../shared/datasets/cifar10-jpg.tar.gz -C /tmp/cifar10-jpg) and the pretrained
 // weights; without them it says so and exits 0.
+#include "peer.hpp"
+
 #include "ironclad/core/allocator.hpp"
 #include "ironclad/data/load.hpp"
 #include "ironclad/fault/campaign.hpp"
@@ -33,35 +35,22 @@
 #include <string>
 
 using namespace ironclad;
+using bench::median;
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 // The peer's median seconds per trial at one BER (0 when the peer cannot run).
 double peer_seconds_per_trial(const std::filesystem::path& peer_dir, double ber, int trials, std::int64_t images,
                               int threads) {
     char rate[32];
     std::snprintf(rate, sizeof rate, "%g", ber);
-    const std::string cmd =
-        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 "
-        "/usr/bin/python3 '" + (peer_dir / "torch_peer.py").string() +
-        "' --model resnet20 --shortcut A --batch 128 --threads " + std::to_string(threads) +
-        " --what fault --fault-sampler bernoulli --ber " + rate + " --eval-images " + std::to_string(images) +
-        " --fault-repeats " + std::to_string(trials) + " --warmup 1 2>/dev/null";
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (!pipe) return 0;
     double s = 0;
-    std::array<char, 8192> line{};
-    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe)) {
-        auto j = nlohmann::json::parse(line.data(), nullptr, false);
-        if (j.is_object() && j.value("what", "") == "fault") s = j["median_s"].get<double>();
-    }
-    pclose(pipe);
+    for (auto& j : bench::run_peer(peer_dir, "--model resnet20 --shortcut A --batch 128 --threads " +
+                                                 std::to_string(threads) +
+                                                 " --what fault --fault-sampler bernoulli --ber " + rate +
+                                                 " --eval-images " + std::to_string(images) + " --fault-repeats " +
+                                                 std::to_string(trials) + " --warmup 1"))
+        if (j["what"] == "fault") s = j["median_s"].get<double>();
     return s;
 }
 
@@ -92,7 +81,7 @@ int main(int argc, char** argv) {
         std::cout << "fault_campaign: skipped (needs the CIFAR-10 JPEG tree at " << data << " and " << weights << ")\n";
         return 0;
     }
-    use_peer = use_peer && std::filesystem::exists(peer_dir / "torch_peer.py") && std::filesystem::exists("/usr/bin/python3");
+    use_peer = use_peer && bench::peer_available(peer_dir);
     omp_set_num_threads(threads);
 
     const Dataset test = load_dataset(data.string(), false, limit);

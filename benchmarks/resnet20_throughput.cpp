@@ -6,6 +6,8 @@
 // each side reports the median of its repeats, and the JSON lines give the median over rounds and the ratio
 // engine / peer. The peer is ../shared/peer/torch_peer.py run with Debian's /usr/bin/python3 and the allocator
 // settings of run_peer.sh, in both NCHW and channels-last layouts (the better one counts); without it (no ../shared, no torch) only the engine's figures are printed.
+#include "peer.hpp"
+
 #include "ironclad/core/allocator.hpp"
 #include "ironclad/autograd/losses.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
@@ -24,14 +26,9 @@
 #include <string>
 
 using namespace ironclad;
+using bench::median;
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 template <class F>
 double median_seconds(F&& f, int warmup, int repeats) {
@@ -79,21 +76,12 @@ struct EngineBench {
 // Runs torch_peer.py once; returns images/s by measurement name ("infer", "train").
 std::map<std::string, double> run_peer(const std::filesystem::path& peer_dir, int batch, int threads, int repeats,
                                        bool channels_last) {
-    const std::string cmd =
-        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 "
-        "/usr/bin/python3 '" + (peer_dir / "torch_peer.py").string() + "' --model resnet20 --shortcut A --batch " +
-        std::to_string(batch) + " --threads " + std::to_string(threads) + " --repeats " + std::to_string(repeats) +
-        " --what infer,train" + (channels_last ? " --channels-last" : "") + " 2>/dev/null";
     std::map<std::string, double> out;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (!pipe) return out;
-    std::array<char, 4096> line{};
-    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe)) {
-        auto j = nlohmann::json::parse(line.data(), nullptr, false);
-        if (j.is_object() && j.contains("what") && j.contains("images_per_s"))
-            out[j["what"].get<std::string>()] = j["images_per_s"].get<double>();
-    }
-    pclose(pipe);
+    for (auto& j : bench::run_peer(peer_dir, "--model resnet20 --shortcut A --batch " + std::to_string(batch) +
+                                                 " --threads " + std::to_string(threads) + " --repeats " +
+                                                 std::to_string(repeats) + " --what infer,train" +
+                                                 (channels_last ? " --channels-last" : "")))
+        if (j.contains("images_per_s")) out[j["what"].get<std::string>()] = j["images_per_s"].get<double>();
     return out;
 }
 
@@ -115,7 +103,7 @@ int main(int argc, char** argv) {
         else if (k == "--no-peer") use_peer = false;
         else { std::cerr << "unknown option " << k << "\n"; return 2; }
     }
-    use_peer = use_peer && std::filesystem::exists(peer_dir / "torch_peer.py") && std::filesystem::exists("/usr/bin/python3");
+    use_peer = use_peer && bench::peer_available(peer_dir);
     omp_set_num_threads(threads);
     EngineBench engine(batch);
     std::map<std::string, std::vector<double>> eng, peer;

@@ -7,6 +7,8 @@
 // (engine / peer). Rounds interleave engine and peer (the machine is shared and noisy); each side's figure is the
 // median over rounds of its median over repeats. The peer runs with run_peer.sh's allocator settings and counts
 // its better layout (NCHW or channels-last) in each round.
+#include "peer.hpp"
+
 #include "ironclad/core/allocator.hpp"
 #include "ironclad/models/registry.hpp"
 #include "ironclad/models/summary.hpp"
@@ -25,14 +27,9 @@
 #include <string>
 
 using namespace ironclad;
+using bench::median;
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 double engine_images_per_s(Module& model, const Tensor<float>& x, int repeats) {
     model.eval();
@@ -50,20 +47,12 @@ double engine_images_per_s(Module& model, const Tensor<float>& x, int repeats) {
 double peer_images_per_s(const std::filesystem::path& peer_dir, const std::string& name, int batch, int threads,
                          int repeats, bool channels_last) {
     const std::string shortcut = name.starts_with("resnet") ? " --shortcut A" : "";
-    const std::string cmd =
-        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 "
-        "/usr/bin/python3 '" + (peer_dir / "torch_peer.py").string() + "' --model " + name + shortcut +
-        " --batch " + std::to_string(batch) + " --threads " + std::to_string(threads) + " --repeats " +
-        std::to_string(repeats) + " --what infer" + (channels_last ? " --channels-last" : "") + " 2>/dev/null";
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (!pipe) return 0;
     double ips = 0;
-    std::array<char, 4096> line{};
-    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe)) {
-        auto j = nlohmann::json::parse(line.data(), nullptr, false);
-        if (j.is_object() && j.value("what", "") == "infer") ips = j["images_per_s"].get<double>();
-    }
-    pclose(pipe);
+    for (auto& j : bench::run_peer(peer_dir, "--model " + name + shortcut + " --batch " + std::to_string(batch) +
+                                                 " --threads " + std::to_string(threads) + " --repeats " +
+                                                 std::to_string(repeats) + " --what infer" +
+                                                 (channels_last ? " --channels-last" : "")))
+        if (j["what"] == "infer") ips = j["images_per_s"].get<double>();
     return ips;
 }
 
@@ -91,7 +80,7 @@ int main(int argc, char** argv) {
             for (std::string n; std::getline(ss, n, ',');) names.push_back(n);
         } else { std::cerr << "unknown option " << k << "\n"; return 2; }
     }
-    use_peer = use_peer && std::filesystem::exists(peer_dir / "torch_peer.py") && std::filesystem::exists("/usr/bin/python3");
+    use_peer = use_peer && bench::peer_available(peer_dir);
     const std::set<std::string> peer_has{"resnet20", "resnet32", "resnet44", "resnet56", "vgg11_bn", "mobilenetv2_x0_5"};
     omp_set_num_threads(threads);
 

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 namespace ironclad::cli {
@@ -68,13 +69,20 @@ std::vector<std::string> split_names(const std::string& text) {
     return out;
 }
 
+std::string level_text(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 std::string percent(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f", v);
     return buf;
 }
 
-nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, double clean) {
+nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, const CampaignResult& campaign) {
+    const double clean = campaign.clean_top1;
     nlohmann::ordered_json j;
     j[mode == CountMode::count ? "flips" : "rate"] = r.level;
     j["trials"] = r.trials.size();
@@ -98,6 +106,9 @@ nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, double c
     }
     j["golden_reused_trials"] = reused;
     j["recomputed_images"] = recomputed;
+    j["per_trial_top1"] = nlohmann::ordered_json::array();
+    for (auto& t : r.trials)
+        j["per_trial_top1"].push_back(100.0 * static_cast<double>(t.correct) / static_cast<double>(campaign.images));
     return j;
 }
 
@@ -292,47 +303,31 @@ int run_inject(const std::vector<std::string>& args) {
 
     // Vulnerability maps: each layer alone, each bit alone, at map_level.
     nlohmann::ordered_json layer_map = nlohmann::ordered_json::array(), bit_map = nlohmann::ordered_json::array();
-    HeatMap layer_heat, bit_heat;
-    if (o.given("layer-map")) {
-        std::vector<std::string> modules;
-        auto module_of = [](const std::string& p) { return p.substr(0, p.rfind('.')); };
-        for (auto& t : campaign.weight_targets())
-            if (std::find(modules.begin(), modules.end(), module_of(t.name)) == modules.end())
-                modules.push_back(module_of(t.name));
-        for (auto& a : campaign.activation_targets())
-            if (std::find(modules.begin(), modules.end(), a.name) == modules.end()) modules.push_back(a.name);
-        layer_heat = {"accuracy drop per layer (points) at " + percent(map_level), "", "layer", {}, {"drop"}, {}, "points"};
-        for (std::size_t m = 0; m < modules.size(); ++m) {
-            FaultRestriction limit;
-            for (auto& t : campaign.weight_targets()) limit.weight_targets.push_back(module_of(t.name) == modules[m]);
-            for (auto& a : campaign.activation_targets()) limit.activation_targets.push_back(a.name == modules[m]);
-            limit.id = m;
-            progress.restart("layer map");
-            progress.status(modules[m]);
+    HeatMap layer_heat{"accuracy drop per layer (points) at " + level_text(map_level), "", "layer", {}, {"drop"}, {},
+                       "points"};
+    HeatMap bit_heat{"accuracy drop per bit (points) at " + level_text(map_level), "bit", "", {"drop"}, {}, {},
+                     "points"};
+    auto run_map = [&](const char* name, const std::vector<std::pair<std::string, FaultRestriction>>& cells,
+                       nlohmann::ordered_json& rows, std::vector<std::string>& labels, std::vector<double>& values) {
+        progress.restart(std::string(name) + " map");
+        for (auto& [label, limit] : cells) {
+            progress.status(label);
             const LevelResult r = campaign.run_restricted(map_level, map_trials, limit);
-            layer_map.push_back({{"layer", modules[m]}, {"mean_top1", r.top1.mean}, {"drop", result.clean_top1 - r.top1.mean},
-                                 {"ci95_low", r.ci95_low()}, {"ci95_high", r.ci95_high()}, {"sdc_rate", r.sdc_rate},
-                                 {"mean_faults", r.mean_faults}});
-            layer_heat.rows.push_back(modules[m]);
-            layer_heat.values.push_back(result.clean_top1 - r.top1.mean);
+            const double drop = result.clean_top1 - r.top1.mean;
+            nlohmann::ordered_json row;
+            if (limit.bit >= 0)
+                row["bit"] = limit.bit;
+            else
+                row["layer"] = label;
+            row.update({{"mean_top1", r.top1.mean}, {"drop", drop}, {"ci95_low", r.ci95_low()},
+                        {"ci95_high", r.ci95_high()}, {"sdc_rate", r.sdc_rate}, {"mean_faults", r.mean_faults}});
+            rows.push_back(row);
+            labels.push_back(label);
+            values.push_back(drop);
         }
-    }
-    if (o.given("bit-map")) {
-        bit_heat = {"accuracy drop per bit (points) at " + percent(map_level), "bit", "", {"drop"}, {}, {}, "points"};
-        for (int b = fm.bit_lo; b <= fm.top_bit(); ++b) {
-            FaultRestriction limit;
-            limit.bit = b;
-            limit.id = 1000 + static_cast<std::uint64_t>(b);
-            progress.restart("bit map");
-            progress.status("bit " + std::to_string(b));
-            const LevelResult r = campaign.run_restricted(map_level, map_trials, limit);
-            bit_map.push_back({{"bit", b}, {"mean_top1", r.top1.mean}, {"drop", result.clean_top1 - r.top1.mean},
-                               {"ci95_low", r.ci95_low()}, {"ci95_high", r.ci95_high()}, {"sdc_rate", r.sdc_rate},
-                               {"mean_faults", r.mean_faults}});
-            bit_heat.columns.push_back(std::to_string(b));
-            bit_heat.values.push_back(result.clean_top1 - r.top1.mean);
-        }
-    }
+    };
+    if (o.given("layer-map")) run_map("layer", campaign.layer_restrictions(), layer_map, layer_heat.rows, layer_heat.values);
+    if (o.given("bit-map")) run_map("bit", campaign.bit_restrictions(), bit_map, bit_heat.columns, bit_heat.values);
     progress.finish();
 
     // Report.
@@ -356,13 +351,7 @@ int run_inject(const std::vector<std::string>& args) {
     j["weight_sites"] = result.weight_targets;
     j["activation_sites"] = result.activation_targets;
     j["results"] = nlohmann::ordered_json::array();
-    for (auto& r : result.levels) {
-        auto l = level_json(r, fm.count_mode, result.clean_top1);
-        l["per_trial_top1"] = nlohmann::ordered_json::array();
-        for (auto& t : r.trials)
-            l["per_trial_top1"].push_back(100.0 * static_cast<double>(t.correct) / static_cast<double>(result.images));
-        j["results"].push_back(l);
-    }
+    for (auto& r : result.levels) j["results"].push_back(level_json(r, fm.count_mode, result));
     if (o.given("layer-map")) j["layer_map"] = layer_map;
     if (o.given("bit-map")) j["bit_map"] = bit_map;
     j["seconds"] = result.seconds;

@@ -55,36 +55,16 @@ public:
 
     // done of total steps (batches); images so far, for the rate; detail is appended (e.g. the running loss).
     void update(std::int64_t done, std::int64_t total, std::int64_t images, const std::string& detail = "") {
-        if (!enabled_) return;
-        const auto now = Clock::now();
-        const double elapsed = seconds(start_, now);
-        if (elapsed < 1.0 || seconds(last_, now) < (tty_ ? 0.2 : 5.0)) return;
-        last_ = now;
+        if (!due()) return;
         char line[256];
-        std::snprintf(line, sizeof line, "%s: %lld/%lld batches  %.0f images/s%s%s", label_.c_str(),
-                      static_cast<long long>(done), static_cast<long long>(total),
-                      static_cast<double>(images) / elapsed, detail.empty() ? "" : "  ", detail.c_str());
-        if (tty_) {
-            std::fprintf(stderr, "\r\033[K%s", line);
-            drawn_ = true;
-        } else {
-            std::fprintf(stderr, "%s\n", line);
-        }
-        std::fflush(stderr);
+        std::snprintf(line, sizeof line, "%lld/%lld batches  %.0f images/s%s%s", static_cast<long long>(done),
+                      static_cast<long long>(total), static_cast<double>(images) / seconds(start_, last_),
+                      detail.empty() ? "" : "  ", detail.c_str());
+        draw(line);
     }
     // A free-form status line (e.g. a campaign's running interval), throttled like update().
     void status(const std::string& text) {
-        if (!enabled_) return;
-        const auto now = Clock::now();
-        if (seconds(start_, now) < 1.0 || seconds(last_, now) < (tty_ ? 0.2 : 5.0)) return;
-        last_ = now;
-        if (tty_) {
-            std::fprintf(stderr, "\r\033[K%s: %s", label_.c_str(), text.c_str());
-            drawn_ = true;
-        } else {
-            std::fprintf(stderr, "%s: %s\n", label_.c_str(), text.c_str());
-        }
-        std::fflush(stderr);
+        if (due()) draw(text);
     }
     // Erases the in-place line, so what follows starts on a clean line.
     void finish() {
@@ -96,6 +76,23 @@ public:
 
 private:
     using Clock = std::chrono::steady_clock;
+    // Nothing in the first second, then at most 5 lines a second on a terminal and one every 5 s in a log.
+    bool due() {
+        if (!enabled_) return false;
+        const auto now = Clock::now();
+        if (seconds(start_, now) < 1.0 || seconds(last_, now) < (tty_ ? 0.2 : 5.0)) return false;
+        last_ = now;
+        return true;
+    }
+    void draw(const std::string& text) {
+        if (tty_) {
+            std::fprintf(stderr, "\r\033[K%s: %s", label_.c_str(), text.c_str());
+            drawn_ = true;
+        } else {
+            std::fprintf(stderr, "%s: %s\n", label_.c_str(), text.c_str());
+        }
+        std::fflush(stderr);
+    }
     static double seconds(Clock::time_point a, Clock::time_point b) {
         return std::chrono::duration<double>(b - a).count();
     }

@@ -37,11 +37,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <limits>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -221,7 +218,7 @@ public:
         stages_ = flatten_stages(model_);  // after prepare_sites: a hooked module stays one stage
         stage_of_ = stage_of_module(model_, stages_);
         for (auto& t : injector_->targets())
-            target_stage_.push_back(static_cast<int>(stage_index(module_of_target(t.name))));
+            target_stage_.push_back(static_cast<int>(stage_index(parameter_module(t.name))));
         for (auto& a : activation_sites_) activation_stage_.push_back(static_cast<int>(stage_index(a.name)));
     }
     ~Campaign() {
@@ -237,7 +234,7 @@ public:
         if (golden_done_) return;
         NoGradGuard no_grad;
         first_stage_needed_.assign(stages_.size(), false);
-        for (auto& t : injector_->targets()) first_stage_needed_[stage_index(module_of_target(t.name))] = true;
+        for (auto& t : injector_->targets()) first_stage_needed_[stage_index(parameter_module(t.name))] = true;
         for (auto& a : activation_sites_) first_stage_needed_[stage_index(a.name)] = true;
         first_stage_needed_[0] = false;  // stage 0's input is the data itself
         cache_.assign(stages_.size(), {});
@@ -245,7 +242,6 @@ public:
         std::int64_t done = 0;
         for (std::size_t b = 0; b < data_.batches.size(); ++b) {
             Var x(data_.batches[b]);
-            current_rows_.resize(static_cast<std::size_t>(x.value().dim(0)));
             for (std::size_t s = 0; s < stages_.size(); ++s) {
                 if (first_stage_needed_[s]) cache_[s].push_back(x.value());
                 x = (*stages_[s])(x);
@@ -387,6 +383,36 @@ public:
         return lr;
     }
 
+    // Vulnerability-map cells: each layer alone (its weight tensors, then its output, in site order) ...
+    std::vector<std::pair<std::string, FaultRestriction>> layer_restrictions() const {
+        std::vector<std::string> layers;
+        auto add = [&](const std::string& m) {
+            if (std::find(layers.begin(), layers.end(), m) == layers.end()) layers.push_back(m);
+        };
+        for (auto& t : injector_->targets()) add(parameter_module(t.name));
+        for (auto& a : activation_sites_) add(a.name);
+        std::vector<std::pair<std::string, FaultRestriction>> out;
+        for (std::size_t m = 0; m < layers.size(); ++m) {
+            FaultRestriction limit;
+            for (auto& t : injector_->targets()) limit.weight_targets.push_back(parameter_module(t.name) == layers[m]);
+            for (auto& a : activation_sites_) limit.activation_targets.push_back(a.name == layers[m]);
+            limit.id = m;
+            out.emplace_back(layers[m], std::move(limit));
+        }
+        return out;
+    }
+    // ... and each eligible bit position alone.
+    std::vector<std::pair<std::string, FaultRestriction>> bit_restrictions() const {
+        std::vector<std::pair<std::string, FaultRestriction>> out;
+        for (int b = opt_.fault.bit_lo; b <= opt_.fault.top_bit(); ++b) {
+            FaultRestriction limit;
+            limit.bit = b;
+            limit.id = 1000 + static_cast<std::uint64_t>(b);  // apart from the layer cells' ids
+            out.emplace_back(std::to_string(b), std::move(limit));
+        }
+        return out;
+    }
+
     double clean_top1() {
         run_golden();
         return 100.0 * static_cast<double>(golden_correct_) / static_cast<double>(data_.size());
@@ -407,10 +433,6 @@ private:
         return fm;
     }
 
-    static std::string module_of_target(const std::string& param) {
-        const auto dot = param.rfind('.');
-        return dot == std::string::npos ? std::string() : param.substr(0, dot);
-    }
     std::size_t stage_index(const std::string& module) const {
         const auto it = stage_of_.find(module);
         // A module outside the chain: restart from the input (always correct, only slower).

@@ -30,6 +30,12 @@ struct ActivationSite {
     Module* module;
 };
 
+// The module a dotted parameter name belongs to: "layer1.0.conv1.weight" -> "layer1.0.conv1".
+inline std::string parameter_module(const std::string& parameter) {
+    const auto dot = parameter.rfind('.');
+    return dot == std::string::npos ? std::string() : parameter.substr(0, dot);
+}
+
 namespace detail {
 inline bool selected(const std::string& module, const std::vector<std::string>& layers) {
     if (layers.empty()) return true;
