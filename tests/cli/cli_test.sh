@@ -139,6 +139,12 @@ expect_error 2 "'layer9' names no" "${inj[@]}" --layers layer9
 expect_error 2 "count mode 'reference' is the toolbox's weight-fault rule" "${inj[@]}" --count-mode reference --site both
 expect_error 2 "--arith exact .*not implemented" "${inj[@]}" --arith exact
 
+# --version equals the project version in meson.build
+expect 0 --version && {
+    want=$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$(dirname "$data")/../meson.build")
+    [ -n "$want" ] && grep -qx "ironclad $want" "$tmp/out" || fail "--version does not print meson.build's version '$want'"
+}
+
 # the embedded default: the CIFAR-10 checkpoint on the 1,000-image JPEG subset, and the toolbox's collapse at 1e-6
 emb=$(dirname "$data")/resnet20-cifar10-jpg.safetensors
 mini=$(dirname "$data")/cifar10-mini
