@@ -163,7 +163,7 @@ int run_inject(const std::vector<std::string>& args) {
         .value("replay", "TRIAL", "print the fault records of this trial at the first rate, and exit")
         .value("json", "FILE", "write the full result as JSON (and keep FILE.state to resume)")
         .value("csv", "FILE", "write one row per rate as CSV")
-        .value("plot", "FILE.svg", "write an accuracy-versus-rate plot (and FILE-map.svg heat maps with the maps)")
+        .value("plot", "FILE.svg", "write an accuracy-versus-rate plot (and FILE-layers.svg / FILE-bits.svg heat maps with the maps)")
         .flag("progress", "show progress on stderr even when it is not a terminal");
     if (!o.parse(args)) {
         std::cout << o.help();
@@ -220,7 +220,7 @@ int run_inject(const std::vector<std::string>& args) {
     if (interval != "pooled" && interval != "trials") o.reject("interval", "expected pooled or trials");
     co.interval = interval == "pooled" ? IntervalKind::pooled : IntervalKind::trials;
     co.store_activations = o.given("quantize-activations") || fm.faults_activations();
-    if (co.store_activations && fm.format.kind == StorageKind::int8 && o.given("quantize-activations"))
+    if (o.given("quantize-activations") && fm.format.kind != StorageKind::fixed)
         o.reject("format", "--quantize-activations needs a fixed-point format");
     const std::string split = o.text("split");
     if (split != "test" && split != "train") o.reject("split", "expected test or train");
@@ -228,7 +228,11 @@ int run_inject(const std::vector<std::string>& args) {
     const std::int64_t batch = o.integer("batch", 1);
     const int map_trials = static_cast<int>(o.integer("map-trials", 1));
     double map_level = *std::max_element(co.levels.begin(), co.levels.end());
-    if (o.given("map-rate")) map_level = o.real("map-rate");
+    if (o.given("map-rate")) {
+        map_level = o.real("map-rate");
+        if (map_level < 0 || (fm.count_mode != CountMode::count && map_level > 1))
+            o.reject("map-rate", "must be a rate in [0, 1] (or a fault count with --flips)");
+    }
     const std::string json_path = o.given("json") ? o.text("json") : "";
     for (const char* out : {"json", "csv", "plot"})
         if (o.given(out)) {

@@ -227,23 +227,22 @@ public:
 
     const std::vector<FaultTarget>& weight_targets() const { return injector_->targets(); }
     const std::vector<ActivationSite>& activation_targets() const { return activation_sites_; }
-    std::size_t stage_count() const { return stages_.size(); }
-
     // The golden run; called by run() when needed.
     void run_golden(const CampaignCallbacks& cb = {}) {
         if (golden_done_) return;
         NoGradGuard no_grad;
-        first_stage_needed_.assign(stages_.size(), false);
-        for (auto& t : injector_->targets()) first_stage_needed_[stage_index(parameter_module(t.name))] = true;
-        for (auto& a : activation_sites_) first_stage_needed_[stage_index(a.name)] = true;
-        first_stage_needed_[0] = false;  // stage 0's input is the data itself
+        // Only stages where a fault can first appear need their inputs cached; stage 0's input is the data itself.
+        std::vector<bool> cached(stages_.size(), false);
+        for (int s : target_stage_) cached[static_cast<std::size_t>(s)] = true;
+        for (int s : activation_stage_) cached[static_cast<std::size_t>(s)] = true;
+        cached[0] = false;
         cache_.assign(stages_.size(), {});
         golden_pred_.clear();
         std::int64_t done = 0;
         for (std::size_t b = 0; b < data_.batches.size(); ++b) {
             Var x(data_.batches[b]);
             for (std::size_t s = 0; s < stages_.size(); ++s) {
-                if (first_stage_needed_[s]) cache_[s].push_back(x.value());
+                if (cached[s]) cache_[s].push_back(x.value());
                 x = (*stages_[s])(x);
             }
             const auto pred = argmax_rows(x.value());
@@ -413,10 +412,6 @@ public:
         return out;
     }
 
-    double clean_top1() {
-        run_golden();
-        return 100.0 * static_cast<double>(golden_correct_) / static_cast<double>(data_.size());
-    }
     const std::vector<std::int32_t>& golden_predictions() const { return golden_pred_; }
 
 private:
@@ -471,9 +466,6 @@ private:
                     m->set_output_hook([q = fm.format.fixed](Tensor<float>& y) { round_through(y, q); });
                 }
         }
-        if (fm.faults_activations() && fm.format.kind == StorageKind::int8)
-            throw std::invalid_argument("int8 activation faults need calibrated activation scales, which this "
-                                        "version does not have: use --site weights with int8, or float / qI.F");
         for (std::size_t k = 0; k < activation_sites_.size(); ++k) {
             Module* m = activation_sites_[k].module;
             saved_hooks_.emplace_back(m, m->output_hook());
@@ -605,7 +597,6 @@ private:
     std::map<std::int64_t, std::vector<FaultPosition>> activation_faults_;
     std::vector<std::int64_t> current_rows_;
     std::vector<std::pair<Module*, OutputHook>> saved_hooks_;
-    std::vector<bool> first_stage_needed_;
     std::vector<std::vector<Tensor<float>>> cache_;
     std::vector<std::int32_t> golden_pred_;
     std::int64_t golden_correct_ = 0;
