@@ -222,3 +222,109 @@ TEST_CASE("unknown layer names and bad options are refused with the name") {
     opt.fault.bit_lo = 40;
     CHECK_THROWS_WITH_AS(Campaign(*model, data, opt), doctest::Contains("bit range"), std::invalid_argument);
 }
+
+TEST_CASE("exact arithmetic: a trial equals a whole integer forward pass with the recorded faults, counts included") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(24, 8, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.fault.format = parse_storage_format("q7.8");
+    opt.fault.count_mode = CountMode::count;
+    opt.fault.bit_lo = 10;
+    opt.levels = {2};
+    opt.exact = ExactArithmetic{};
+    parse_accumulator("17-sat", *opt.exact);  // narrow enough to overflow on these random weights
+    Campaign campaign(*model, data, opt);
+    const CampaignResult golden_only = [&] {
+        CampaignOptions none = opt;
+        none.levels = {0};
+        none.max_trials = 1;
+        auto m = small_resnet();
+        return Campaign(*m, data, none).run();
+    }();
+    std::int64_t golden_events = 0;
+    for (auto& [layer, c] : golden_only.golden_saturation) golden_events += c.total();
+    CHECK(golden_events > 0);
+    CHECK(golden_only.levels[0].trials[0].saturation == golden_only.golden_saturation);
+
+    // The reference: a separate integer network of the same stored model, faulted by hand from the records.
+    ExactArithmetic arith = *opt.exact;
+    arith.format = opt.fault.format.fixed;
+    ExactNetwork manual(*model, flatten_stages(*model), arith);
+    for (int t = 0; t < 6; ++t) {
+        std::vector<FaultRecord> records;
+        const TrialResult r = campaign.run_trial(2, t, &records);
+        REQUIRE(records.size() == 2);
+        std::vector<std::pair<RawTensor, std::int64_t>> touched;
+        for (auto& rec : records) {
+            RawTensor& w = manual.raw_parameter(campaign.weight_targets()[static_cast<std::size_t>(rec.target)].name);
+            touched.emplace_back(w, w[rec.element]);
+            w[rec.element] = static_cast<std::int32_t>(ExactArithmetic::sign_extend(static_cast<std::int64_t>(rec.raw_after), 16));
+        }
+        manual.take_counts();
+        std::int64_t correct = 0, sdc = 0, k = 0;
+        for (auto& b : data.batches)
+            for (auto p : StageChain::predictions(manual.run(0, manual.input(b)))) {
+                correct += p == data.labels[static_cast<std::size_t>(k)];
+                sdc += p != campaign.golden_predictions()[static_cast<std::size_t>(k)];
+                ++k;
+            }
+        auto expected_counts = manual.take_counts();
+        std::erase_if(expected_counts, [](auto& kv) { return kv.second.total() == 0; });
+        auto got_counts = r.saturation;
+        std::erase_if(got_counts, [](auto& kv) { return kv.second.total() == 0; });
+        for (std::size_t i = touched.size(); i-- > 0;) touched[i].first[records[i].element] =
+            static_cast<std::int32_t>(touched[i].second);
+        CHECK(r.correct == correct);
+        CHECK(r.sdc == sdc);
+        CHECK(got_counts == expected_counts);
+    }
+}
+
+TEST_CASE("exact arithmetic: the same seed gives the same trials and counts at 1 and 2 threads, and resumes") {
+    const auto dir = std::filesystem::temp_directory_path() / "ironclad_exact_resume";
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const EvalSet data = synthetic_set(16, 8, 8, 10);
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.fault.site = FaultSite::both;
+    opt.fault.bit_lo = 12;
+    opt.levels = {3e-5};
+    opt.max_trials = 4;
+    opt.exact = ExactArithmetic{};
+    std::vector<CampaignResult> results;
+    const int before = num_threads();
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        auto m = small_resnet();
+        results.push_back(Campaign(*m, data, opt).run());
+    }
+    set_num_threads(before);
+    for (std::size_t t = 0; t < 4; ++t) {
+        CHECK(same(results[0].levels[0].trials[t], results[1].levels[0].trials[t]));
+        CHECK(results[0].levels[0].trials[t].saturation == results[1].levels[0].trials[t].saturation);
+    }
+    CHECK(results[0].levels[0].mean_faults > 0);
+
+    opt.state_file = dir / "state.json";
+    opt.max_trials = 2;
+    {
+        auto m = small_resnet();
+        Campaign(*m, data, opt).run();
+    }
+    opt.max_trials = 4;
+    auto m = small_resnet();
+    const CampaignResult resumed = Campaign(*m, data, opt).run();
+    for (std::size_t t = 0; t < 4; ++t) {
+        CHECK(same(resumed.levels[0].trials[t], results[0].levels[0].trials[t]));
+        CHECK(resumed.levels[0].trials[t].saturation == results[0].levels[0].trials[t].saturation);
+    }
+    std::filesystem::remove_all(dir);
+
+    CampaignOptions float_exact = opt;
+    float_exact.state_file.clear();
+    float_exact.fault.format = parse_storage_format("float");
+    auto m2 = small_resnet();
+    CHECK_THROWS_WITH_AS(Campaign(*m2, data, float_exact), doctest::Contains("fixed-point"), std::invalid_argument);
+}

@@ -81,7 +81,20 @@ std::string percent(double v) {
     return buf;
 }
 
-nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, const CampaignResult& campaign) {
+// Overflow events per layer (those with any), divided by `per` (trials), and their total.
+nlohmann::ordered_json saturation_json(const std::map<std::string, SaturationCounts>& counts, double per) {
+    nlohmann::ordered_json layers = nlohmann::ordered_json::object();
+    double total = 0;
+    for (auto& [layer, c] : counts) {
+        if (c.total() == 0) continue;
+        layers[layer] = {{"accumulator", static_cast<double>(c.accumulator) / per},
+                         {"narrowing", static_cast<double>(c.narrowing) / per}};
+        total += static_cast<double>(c.total()) / per;
+    }
+    return {{"total", total}, {"layers", layers}};
+}
+
+nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, const CampaignResult& campaign, bool exact) {
     const double clean = campaign.clean_top1;
     nlohmann::ordered_json j;
     j[mode == CountMode::count ? "flips" : "rate"] = r.level;
@@ -109,6 +122,7 @@ nlohmann::ordered_json level_json(const LevelResult& r, CountMode mode, const Ca
     j["per_trial_top1"] = nlohmann::ordered_json::array();
     for (auto& t : r.trials)
         j["per_trial_top1"].push_back(100.0 * static_cast<double>(t.correct) / static_cast<double>(campaign.images));
+    if (exact) j["saturation_per_trial"] = saturation_json(r.saturation, static_cast<double>(r.trials.size()));
     return j;
 }
 
@@ -128,7 +142,11 @@ int run_inject(const std::vector<std::string>& args) {
         .value("site", "weights|activations|both", "where faults go", "weights")
         .value("format", "FORMAT", "storage format whose bits flip: float, qI.F (e.g. q15.16), int8, int8-channel",
                "q15.16")
-        .value("arith", "emulate|exact", "arithmetic: emulate (float compute on stored values)", "emulate")
+        .value("arith", "emulate|exact",
+               "arithmetic: emulate (float compute on stored values) or exact (integer fixed-point arithmetic)",
+               "emulate")
+        .value("accumulator", "BITS[-sat|-wrap]",
+               "exact arithmetic's multiply-accumulate register: its width and overflow rule", "64-sat")
         .value("rate", "R,...", "bit error rates (ber, reference count modes)")
         .value("flips", "K,...", "exact numbers of distinct faults per trial (per image for activations), instead of "
                                  "--rate")
@@ -182,10 +200,21 @@ int run_inject(const std::vector<std::string>& args) {
     } catch (const std::invalid_argument& e) {
         throw UsageError(e.what());
     }
-    if (o.text("arith") == "exact")
-        throw UsageError("--arith exact (integer arithmetic with a configurable accumulator) is not implemented yet; "
-                         "use --arith emulate");
-    if (o.text("arith") != "emulate") o.reject("arith", "expected emulate or exact");
+    const std::string arith = o.text("arith");
+    if (arith != "emulate" && arith != "exact") o.reject("arith", "expected emulate or exact");
+    if (o.given("accumulator") && arith != "exact") throw UsageError("--accumulator applies to --arith exact only");
+    if (arith == "exact") {
+        if (fm.format.kind != StorageKind::fixed)
+            o.reject("format", "--arith exact needs a fixed-point format such as q15.16, not " + fm.format.name());
+        co.exact = ExactArithmetic{};
+        co.exact->format = fm.format.fixed;
+        try {
+            parse_accumulator(o.text("accumulator"), *co.exact);
+            co.exact->validate();
+        } catch (const std::invalid_argument& e) {
+            o.reject("accumulator", e.what());
+        }
+    }
     if (o.given("rate") == o.given("flips")) throw UsageError("give exactly one of --rate and --flips");
     const std::string count_mode = o.text("count-mode");
     if (count_mode != "exact" && count_mode != "reference") o.reject("count-mode", "expected exact or reference");
@@ -343,7 +372,12 @@ int run_inject(const std::vector<std::string>& args) {
     j["split"] = split;
     j["images"] = result.images;
     j["fault_model"] = fm.to_json();
-    j["arith"] = "emulate";
+    if (co.exact) {
+        j["arith"] = {{"mode", "exact"}, {"accumulator", co.exact->accumulator_name()}};
+        j["golden_saturation"] = saturation_json(result.golden_saturation, 1);
+    } else {
+        j["arith"] = "emulate";
+    }
     j["quantized_activations"] = co.store_activations && fm.format.kind == StorageKind::fixed;
     j["seed"] = fm.seed;
     j["interval"] = interval;
@@ -355,7 +389,7 @@ int run_inject(const std::vector<std::string>& args) {
     j["weight_sites"] = result.weight_targets;
     j["activation_sites"] = result.activation_targets;
     j["results"] = nlohmann::ordered_json::array();
-    for (auto& r : result.levels) j["results"].push_back(level_json(r, fm.count_mode, result));
+    for (auto& r : result.levels) j["results"].push_back(level_json(r, fm.count_mode, result, co.exact.has_value()));
     if (o.given("layer-map")) j["layer_map"] = layer_map;
     if (o.given("bit-map")) j["bit_map"] = bit_map;
     j["seconds"] = result.seconds;
@@ -368,6 +402,13 @@ int run_inject(const std::vector<std::string>& args) {
     for (auto& r : result.levels)
         std::printf("%12g %7zu %9.2f %8.2f   [%6.2f, %6.2f] %9.2f %9.1f\n", r.level, r.trials.size(), r.top1.mean,
                     r.top1.stddev, r.ci95_low(), r.ci95_high(), r.sdc_rate, r.mean_faults);
+    if (co.exact) {
+        std::printf("exact arithmetic, accumulator %s: overflow events %.0f in the fault-free run",
+                    co.exact->accumulator_name().c_str(), j["golden_saturation"]["total"].get<double>());
+        for (auto& r : j["results"]) std::printf(", %.1f per trial at %g", r["saturation_per_trial"]["total"].get<double>(),
+                                                 r.contains("rate") ? r["rate"].get<double>() : r["flips"].get<double>());
+        std::printf(" (per layer in the JSON)\n");
+    }
     for (auto& l : layer_map)
         std::printf("  layer %-28s drop %6.2f points\n", l["layer"].get<std::string>().c_str(), l["drop"].get<double>());
     for (auto& b : bit_map)

@@ -16,6 +16,10 @@
 //   over all (fault map, image) pairs ("pooled": each pair one sample, the statistical fault injection model of
 //   Leveugle et al.; narrower, since images sharing a fault map are not independent). With margin > 0 a level stops
 //   once the chosen interval's half-width is at most margin x 100 points (after min_trials).
+// - Arithmetic: with `exact` set, the stored model runs in exact integer fixed-point arithmetic (exact/): weights
+//   are faulted in the integer engine's raw storage, activations are raws, and every trial carries the overflow
+//   counts per layer of its whole evaluation (golden counts for the stages it did not recompute; exact mode always
+//   recomputes all images, so the counts are those of the faulted model).
 // - Resumable: with a state file, every finished trial is saved (atomically) and a rerun with the same campaign
 //   identity continues where it stopped with identical results; a different identity is an error.
 #pragma once
@@ -25,6 +29,7 @@
 #include "ironclad/data/loader.hpp"
 #include "ironclad/fault/injector.hpp"
 #include "ironclad/fault/sites.hpp"
+#include "ironclad/fault/stage_chain.hpp"
 #include "ironclad/fault/statistics.hpp"
 #include "ironclad/io/atomic_file.hpp"
 #include "ironclad/nn/stages.hpp"
@@ -39,6 +44,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,6 +84,7 @@ struct CampaignOptions {
     double margin = 0;  // fraction (0.01 = 1 point); 0 runs max_trials at every level
     IntervalKind interval = IntervalKind::pooled;
     bool store_activations = false;
+    std::optional<ExactArithmetic> exact;    // exact integer arithmetic (its format is the fault model's)
     std::filesystem::path state_file;        // empty: not resumable
     nlohmann::ordered_json identity;         // what the state file must agree on (model, weights, data, ...)
 };
@@ -91,6 +98,7 @@ struct TrialResult {
     std::int64_t non_finite = 0;       // images whose logits hold Inf or NaN
     std::int64_t recomputed = 0;       // images actually run (0: golden result reused)
     int first_stage = -1;
+    std::map<std::string, SaturationCounts> saturation;  // exact arithmetic: overflow counts per layer
 };
 
 struct LevelResult {
@@ -103,6 +111,7 @@ struct LevelResult {
     double mean_faults = 0;
     std::int64_t non_finite_images = 0;
     bool stopped_early = false;
+    std::map<std::string, SaturationCounts> saturation;  // summed over the trials
     double ci95_low() const;
     double ci95_high() const;
     IntervalKind interval = IntervalKind::pooled;
@@ -114,6 +123,7 @@ struct CampaignResult {
     std::int64_t golden_correct = 0;
     std::vector<LevelResult> levels;
     std::vector<std::string> weight_targets, activation_targets;
+    std::map<std::string, SaturationCounts> golden_saturation;  // exact arithmetic: the fault-free run's counts
     double seconds = 0;
 };
 
@@ -148,7 +158,9 @@ namespace detail {
 inline void summarize_level(LevelResult& r, std::int64_t images, std::int64_t golden_correct) {
     std::vector<double> top1;
     std::int64_t correct = 0, sdc = 0, sdc_c = 0, faults = 0, nf = 0;
+    r.saturation.clear();
     for (auto& t : r.trials) {
+        for (auto& [layer, c] : t.saturation) r.saturation[layer] += c;
         top1.push_back(100.0 * static_cast<double>(t.correct) / static_cast<double>(images));
         correct += t.correct;
         sdc += t.sdc;
@@ -167,9 +179,11 @@ inline void summarize_level(LevelResult& r, std::int64_t images, std::int64_t go
 }
 
 inline nlohmann::ordered_json trial_json(const TrialResult& t) {
-    return {{"trial", t.trial},       {"faults", t.faults},         {"correct", t.correct},
-            {"sdc", t.sdc},           {"sdc_on_correct", t.sdc_on_correct}, {"non_finite", t.non_finite},
-            {"recomputed", t.recomputed}, {"first_stage", t.first_stage}};
+    nlohmann::ordered_json j{{"trial", t.trial},       {"faults", t.faults},         {"correct", t.correct},
+                             {"sdc", t.sdc},           {"sdc_on_correct", t.sdc_on_correct}, {"non_finite", t.non_finite},
+                             {"recomputed", t.recomputed}, {"first_stage", t.first_stage}};
+    for (auto& [layer, c] : t.saturation) j["saturation"][layer] = {c.accumulator, c.narrowing};
+    return j;
 }
 
 inline TrialResult trial_from_json(const nlohmann::json& j) {
@@ -182,25 +196,10 @@ inline TrialResult trial_from_json(const nlohmann::json& j) {
     t.non_finite = j.at("non_finite").get<std::int64_t>();
     t.recomputed = j.at("recomputed").get<std::int64_t>();
     t.first_stage = j.at("first_stage").get<int>();
+    if (j.contains("saturation"))
+        for (auto& [layer, c] : j.at("saturation").items())
+            t.saturation[layer] = {c.at(0).get<std::int64_t>(), c.at(1).get<std::int64_t>()};
     return t;
-}
-
-// Copies rows `rows` of a [N,...] tensor into a new [rows.size(),...] tensor.
-inline Tensor<float> gather_rows(const Tensor<float>& t, std::span<const std::int64_t> rows) {
-    auto shape = t.shape();
-    const std::int64_t per = t.numel() / shape[0];
-    shape[0] = static_cast<std::int64_t>(rows.size());
-    auto out = Tensor<float>::uninitialized(shape);
-    for (std::size_t r = 0; r < rows.size(); ++r)
-        std::copy_n(t.data() + rows[r] * per, per, out.data() + static_cast<std::int64_t>(r) * per);
-    return out;
-}
-
-inline bool row_finite(const Tensor<float>& logits, std::int64_t row) {
-    const std::int64_t k = logits.dim(1);
-    for (std::int64_t j = 0; j < k; ++j)
-        if (!std::isfinite(logits.data()[row * k + j])) return false;
-    return true;
 }
 
 }  // namespace detail
@@ -214,8 +213,15 @@ public:
         if (opt_.max_trials < 1) throw std::invalid_argument("fault campaign: trials must be at least 1");
         if (opt_.margin < 0 || opt_.margin >= 1) throw std::invalid_argument("fault campaign: margin must be in [0, 1)");
         model_.eval();
+        if (opt_.exact) {
+            if (opt_.fault.format.kind != StorageKind::fixed)
+                throw std::invalid_argument("exact arithmetic needs a fixed-point format, not '" +
+                                            opt_.fault.format.name() + "'");
+            opt_.exact->format = opt_.fault.format.fixed;
+        }
         prepare_sites();
         stages_ = flatten_stages(model_);  // after prepare_sites: a hooked module stays one stage
+        chain_ = StageChain(stages_, exact_.get());
         stage_of_ = stage_of_module(model_, stages_);
         for (auto& t : injector_->targets())
             target_stage_.push_back(static_cast<int>(stage_index(parameter_module(t.name))));
@@ -235,19 +241,23 @@ public:
         std::vector<bool> cached(stages_.size(), false);
         for (int s : target_stage_) cached[static_cast<std::size_t>(s)] = true;
         for (int s : activation_stage_) cached[static_cast<std::size_t>(s)] = true;
-        cached[0] = false;
+        cached[0] = exact_ != nullptr;  // float: the data itself; exact: its raws
         cache_.assign(stages_.size(), {});
         golden_pred_.clear();
+        // Exact arithmetic: overflow counts of the input quantisation (bucket 0) and of each stage s (bucket s + 1).
+        golden_counts_.assign(stages_.size() + 1, {});
         std::int64_t done = 0;
         for (std::size_t b = 0; b < data_.batches.size(); ++b) {
-            Var x(data_.batches[b]);
+            StageValue x = chain_.input(data_.batches[b]);
+            take_counts(golden_counts_[0]);
             for (std::size_t s = 0; s < stages_.size(); ++s) {
-                if (cached[s]) cache_[s].push_back(x.value());
-                x = (*stages_[s])(x);
+                if (cached[s]) cache_[s].push_back(x);
+                x = chain_.run_stage(s, x);
+                take_counts(golden_counts_[s + 1]);
             }
-            const auto pred = argmax_rows(x.value());
+            const auto pred = StageChain::predictions(x);
             golden_pred_.insert(golden_pred_.end(), pred.begin(), pred.end());
-            done += x.value().dim(0);
+            done += static_cast<std::int64_t>(pred.size());
             if (cb.on_golden) cb.on_golden(done, data_.size());
         }
         golden_correct_ = 0;
@@ -309,8 +319,10 @@ public:
             r.first_stage = first;
             injector_->apply(weight_faults, fm.effect);
             if (records) *records = injector_->records();
+            // Exact arithmetic recomputes every image, so that the trial's overflow counts are whole.
+            const bool all = !weight_faults.empty() || exact_;
             try {
-                if (!weight_faults.empty())
+                if (all)
                     recompute_all(static_cast<std::size_t>(first), pred, finite);
                 else
                     recompute_images(static_cast<std::size_t>(first), hit_images, pred, finite);
@@ -319,7 +331,13 @@ public:
                 throw;
             }
             injector_->restore();
-            r.recomputed = weight_faults.empty() ? static_cast<std::int64_t>(hit_images.size()) : data_.size();
+            r.recomputed = all ? data_.size() : static_cast<std::int64_t>(hit_images.size());
+        }
+        if (exact_) {
+            for (std::size_t s = 0; s <= static_cast<std::size_t>(std::min<int>(first, static_cast<int>(stages_.size())));
+                 ++s)
+                for (auto& [layer, c] : golden_counts_[s]) r.saturation[layer] += c;
+            take_counts(r.saturation);
         }
         for (std::int64_t i = 0; i < data_.size(); ++i) {
             const auto k = static_cast<std::size_t>(i);
@@ -343,6 +361,8 @@ public:
         out.golden_correct = golden_correct_;
         out.clean_top1 = 100.0 * static_cast<double>(golden_correct_) / static_cast<double>(data_.size());
         for (auto& t : injector_->targets()) out.weight_targets.push_back(t.name);
+        for (auto& bucket : golden_counts_)
+            for (auto& [layer, c] : bucket) out.golden_saturation[layer] += c;
         for (auto& a : activation_sites_) out.activation_targets.push_back(a.name);
         for (double level : opt_.levels) {
             LevelResult lr;
@@ -452,12 +472,19 @@ private:
         // Deployed storage: every parameter in the format, then the codecs of the faultable ones.
         std::map<std::string, TensorCodec> codecs;
         for (auto& [name, p] : model_.named_parameters()) codecs[name] = store_in(p.value(), fm.format);
+        if (opt_.exact) exact_ = std::make_unique<ExactNetwork>(model_, flatten_stages(model_), *opt_.exact);
         std::vector<FaultTarget> targets;
         for (auto& w : ws) {
-            targets.push_back({w.name, w.values, codecs.at(w.name)});
+            targets.push_back({w.name, w.values, codecs.at(w.name), exact_ ? exact_->raw_parameter(w.name) : RawTensor{}});
             weight_numels_.push_back(w.values.numel());
         }
         injector_ = std::make_unique<Injector>(std::move(targets));
+        activation_codec_ = TensorCodec(fm.format, Tensor<float>({1}));
+        if (exact_) {  // activations are raws already; faults act on them in the integer engine
+            for (std::size_t k = 0; k < activation_sites_.size(); ++k)
+                exact_->set_hook(activation_sites_[k].module, [this, k](RawTensor& y) { inject_activation(k, y); });
+            return;
+        }
 
         if (opt_.store_activations && fm.format.kind == StorageKind::fixed) {
             for (auto& [name, m] : model_.named_modules())
@@ -474,11 +501,16 @@ private:
                 inject_activation(k, y);
             });
         }
-        activation_codec_ = TensorCodec(fm.format, Tensor<float>({1}));
+    }
+
+    void take_counts(std::map<std::string, SaturationCounts>& into) {
+        if (!exact_) return;
+        for (auto& [layer, c] : exact_->take_counts()) into[layer] += c;
     }
 
     // Output hook body of activation site k: applies the current trial's faults of the images in this batch.
-    void inject_activation(std::size_t k, Tensor<float>& y) {
+    template <class T>
+    void inject_activation(std::size_t k, Tensor<T>& y) {
         const std::int64_t rows = y.dim(0), per = y.numel() / std::max<std::int64_t>(rows, 1);
         if (!golden_done_) {  // golden run: learn the site's per-image size
             if (activation_numels_.size() <= k) activation_numels_.resize(k + 1, 0);
@@ -490,33 +522,40 @@ private:
             if (it == activation_faults_.end()) continue;
             for (const FaultPosition& f : it->second) {
                 if (f.target != static_cast<int>(k)) continue;
-                float& v = y.data()[r * per + f.element];
-                v = activation_codec_.decode(0, apply_effect(activation_codec_.encode(0, v), f.bit, activation_effect_));
+                T& v = y.data()[r * per + f.element];
+                if constexpr (std::is_same_v<T, float>) {
+                    v = activation_codec_.decode(0, apply_effect(activation_codec_.encode(0, v), f.bit, activation_effect_));
+                } else {  // a raw of the exact engine
+                    const int unused = 64 - activation_codec_.bits();
+                    const std::uint64_t after = apply_effect(static_cast<std::uint64_t>(v), f.bit, activation_effect_);
+                    v = static_cast<T>(static_cast<std::int64_t>(after << unused) >> unused);
+                }
             }
         }
     }
 
-    void finish_rows(const Tensor<float>& logits, std::span<const std::int64_t> rows, std::vector<std::int32_t>& pred,
+    void finish_rows(const StageValue& logits, std::span<const std::int64_t> rows, std::vector<std::int32_t>& pred,
                      std::vector<char>& finite) {
-        const auto p = argmax_rows(logits);
+        const auto p = StageChain::predictions(logits);
         for (std::size_t r = 0; r < rows.size(); ++r) {
             pred[static_cast<std::size_t>(rows[r])] = p[r];
-            finite[static_cast<std::size_t>(rows[r])] = detail::row_finite(logits, static_cast<std::int64_t>(r));
+            finite[static_cast<std::size_t>(rows[r])] = StageChain::row_finite(logits, static_cast<std::int64_t>(r));
         }
     }
 
-    Tensor<float> stage_input(std::size_t stage, std::size_t batch) const {
-        return stage == 0 ? data_.batches[batch] : cache_[stage][batch];
+    StageValue stage_input(std::size_t stage, std::size_t batch) const {
+        if (stage == 0 && !exact_) return data_.batches[batch];
+        return cache_[stage][batch];
     }
 
     void recompute_all(std::size_t first, std::vector<std::int32_t>& pred, std::vector<char>& finite) {
         std::int64_t offset = 0;
         for (std::size_t b = 0; b < data_.batches.size(); ++b) {
-            const Tensor<float> x = stage_input(first, b);
-            const std::int64_t n = x.dim(0);
+            const StageValue x = stage_input(first, b);
+            const std::int64_t n = data_.batches[b].dim(0);
             current_rows_.resize(static_cast<std::size_t>(n));
             for (std::int64_t r = 0; r < n; ++r) current_rows_[static_cast<std::size_t>(r)] = offset + r;
-            finish_rows(run_stages(stages_, first, Var(x)).value(), current_rows_, pred, finite);
+            finish_rows(chain_.run(first, x), current_rows_, pred, finite);
             offset += n;
         }
     }
@@ -533,8 +572,8 @@ private:
                 local.push_back(images[i] - b * batch);
                 current_rows_.push_back(images[i]);
             }
-            const Tensor<float> x = detail::gather_rows(stage_input(first, static_cast<std::size_t>(b)), local);
-            finish_rows(run_stages(stages_, first, Var(x)).value(), current_rows_, pred, finite);
+            const StageValue x = StageChain::gather_rows(stage_input(first, static_cast<std::size_t>(b)), local);
+            finish_rows(chain_.run(first, x), current_rows_, pred, finite);
         }
     }
 
@@ -577,6 +616,7 @@ private:
         nlohmann::ordered_json id = opt_.identity;
         id["fault_model"] = opt_.fault.to_json();
         id["store_activations"] = opt_.store_activations;
+        if (opt_.exact) id["arithmetic"] = "exact, accumulator " + opt_.exact->accumulator_name();
         id["images"] = data_.size();
         return id;
     }
@@ -597,7 +637,10 @@ private:
     std::map<std::int64_t, std::vector<FaultPosition>> activation_faults_;
     std::vector<std::int64_t> current_rows_;
     std::vector<std::pair<Module*, OutputHook>> saved_hooks_;
-    std::vector<std::vector<Tensor<float>>> cache_;
+    std::unique_ptr<ExactNetwork> exact_;
+    StageChain chain_;
+    std::vector<std::map<std::string, SaturationCounts>> golden_counts_;
+    std::vector<std::vector<StageValue>> cache_;
     std::vector<std::int32_t> golden_pred_;
     std::int64_t golden_correct_ = 0;
     bool golden_done_ = false;

@@ -12,6 +12,9 @@ public:
     MaxPool2d(int kernel, int stride, int padding = 0) : kernel_(kernel), stride_(stride), padding_(padding) {}
     Var forward(const Var& x) override { return max_pool2d(x, kernel_, stride_, padding_); }
     std::string type_name() const override { return "MaxPool2d"; }
+    int kernel() const { return kernel_; }
+    int stride() const { return stride_; }
+    int padding() const { return padding_; }
 
 private:
     int kernel_, stride_, padding_;

@@ -1,0 +1,136 @@
+// ExactNetwork: the integer program of every architecture computes what the float model computes (up to the
+// format's rounding), is bit-identical at any thread count, reads its weights from the raw storage a fault
+// injector writes, and calls activation hooks on raws.
+#include "ironclad/core/parallel.hpp"
+#include "ironclad/data/load.hpp"
+#include "ironclad/exact/exact_network.hpp"
+#include "ironclad/fault/campaign.hpp"
+#include "ironclad/models/registry.hpp"
+#include "ironclad/training/checkpoint.hpp"
+#include "support/grad_check.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+using namespace ironclad;
+using namespace ironclad::testing;
+
+namespace {
+
+ExactArithmetic q15_16() {
+    ExactArithmetic a;
+    a.format = parse_number_format("q15.16");
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("exact Q15.16 logits follow the float model's for every architecture, at any thread count") {
+    for (const auto& info : model_registry()) {
+        CAPTURE(info.name);
+        ModelConfig cfg;
+        cfg.seed = 3;
+        cfg.input_size = 16;
+        auto model = build_model(info.name, cfg);
+        model->eval();
+        quantize_parameters(*model, parse_number_format("q15.16"));
+        const Tensor<float> x = random_tensor({3, 3, 16, 16}, 4);
+        NoGradGuard no_grad;
+        const Tensor<float> reference = (*model)(Var(x)).value();
+        std::vector<Tensor<float>> exact;
+        const int before = num_threads();
+        for (int threads : {1, 2}) {
+            set_num_threads(threads);
+            ExactNetwork net(*model, flatten_stages(*model), q15_16());
+            exact.push_back(net.forward(x));
+        }
+        set_num_threads(before);
+        float scale = 0;
+        for (std::int64_t i = 0; i < reference.numel(); ++i) scale = std::max(scale, std::abs(reference[i]));
+        REQUIRE(exact[0].shape() == reference.shape());
+        for (std::int64_t i = 0; i < reference.numel(); ++i) {
+            CHECK(exact[0][i] == exact[1][i]);
+            CHECK(std::abs(exact[0][i] - reference[i]) <= 2e-3f * scale + 1e-3f);
+        }
+    }
+}
+
+TEST_CASE("faults written into raw storage change the exact result; hooks see raws") {
+    ModelConfig cfg;
+    cfg.seed = 8;
+    cfg.input_size = 8;
+    auto model = build_model("resnet20", cfg);
+    model->eval();
+    ExactNetwork net(*model, flatten_stages(*model), q15_16());
+    const Tensor<float> x = random_tensor({2, 3, 8, 8}, 2);
+    const Tensor<float> clean = net.forward(x);
+    RawTensor& w = net.raw_parameter("layer1.0.conv1.weight");
+    const std::int32_t saved = w[5];
+    w[5] = static_cast<std::int32_t>(static_cast<std::uint32_t>(saved) ^ (1u << 30));  // a high integer bit
+    const Tensor<float> faulty = net.forward(x);
+    bool changed = false;
+    for (std::int64_t i = 0; i < clean.numel(); ++i) changed = changed || faulty[i] != clean[i];
+    CHECK(changed);
+    w[5] = saved;
+    const Tensor<float> again = net.forward(x);
+    for (std::int64_t i = 0; i < clean.numel(); ++i) CHECK(again[i] == clean[i]);
+
+    // A hook on the stem ReLU slot zeroes its raws: the network then sees an all-zero activation there.
+    Module* relu = nullptr;
+    for (auto& [name, slot] : activation_slots(*model))
+        if (name == "relu") relu = slot;
+    REQUIRE(relu);
+    std::int64_t seen = 0;
+    net.set_hook(relu, [&](RawTensor& y) {
+        for (std::int64_t i = 0; i < y.numel(); ++i) {
+            CHECK(y[i] >= 0);
+            y[i] = 0;
+        }
+        seen += y.numel();
+    });
+    net.forward(x);
+    CHECK(seen == 2 * 16 * 8 * 8);
+    CHECK_THROWS_WITH_AS(net.raw_parameter("nope.weight"), doctest::Contains("nope.weight"), std::invalid_argument);
+}
+
+TEST_CASE("exact Q15.16 keeps the float model's accuracy on the embedded CIFAR-10 subset") {
+    const std::filesystem::path root = IRONCLAD_SOURCE_DIR;
+    const auto data_dir = root / "data" / "cifar10-mini", weights = root / "data" / "resnet20-cifar10-jpg.safetensors";
+    auto model = build_model("resnet20", ModelConfig{});
+    load_model(weights, *model);
+    model->eval();
+    quantize_parameters(*model, parse_number_format("q15.16"));
+    const Dataset ds = load_dataset(data_dir.string(), false, 200);
+    LoaderOptions lo;
+    lo.batch_size = 100;
+    lo.mean = {0.485f, 0.456f, 0.406f};
+    lo.std = {0.229f, 0.224f, 0.225f};
+    const EvalSet set = make_eval_set(ds, lo);
+    ExactNetwork net(*model, flatten_stages(*model), q15_16());
+    std::int64_t float_correct = 0, exact_correct = 0, agree = 0;
+    NoGradGuard no_grad;
+    for (std::size_t b = 0; b < set.batches.size(); ++b) {
+        const auto pf = argmax_rows((*model)(Var(set.batches[b])).value());
+        const auto pe = argmax_rows(net.forward(set.batches[b]));
+        for (std::size_t i = 0; i < pf.size(); ++i) {
+            const auto label = set.labels[b * 100 + i];
+            float_correct += pf[i] == label;
+            exact_correct += pe[i] == label;
+            agree += pf[i] == pe[i];
+        }
+    }
+    CHECK(float_correct >= 170);  // the checkpoint's 88.9% on these images
+    CHECK(std::abs(exact_correct - float_correct) <= 1);
+    CHECK(agree >= 198);
+    for (auto& [layer, c] : net.take_counts()) CHECK(c.total() == 0);  // Q15.16 with 64-bit sums never overflows here
+}
+
+TEST_CASE("exact arithmetic refuses layers it has no kernel for, naming them") {
+    Sequential s;
+    s.add(std::make_shared<AvgPool2d>(2, 2));
+    CHECK_THROWS_WITH_AS(ExactNetwork(s, flatten_stages(s), q15_16()), doctest::Contains("AvgPool2d"),
+                         std::invalid_argument);
+    ExactArithmetic f;
+    CHECK_THROWS_WITH_AS(ExactNetwork(s, flatten_stages(s), f), doctest::Contains("fixed-point"), std::invalid_argument);
+}
