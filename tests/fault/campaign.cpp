@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <set>
 
 using namespace ironclad;
 using namespace ironclad::testing;
@@ -327,4 +328,38 @@ TEST_CASE("exact arithmetic: the same seed gives the same trials and counts at 1
     float_exact.fault.format = parse_storage_format("float");
     auto m2 = small_resnet();
     CHECK_THROWS_WITH_AS(Campaign(*m2, data, float_exact), doctest::Contains("fixed-point"), std::invalid_argument);
+}
+
+TEST_CASE("int8 activations: stored outputs take at most 256 calibrated levels, and faults act on them") {
+    auto model = small_resnet();
+    const EvalSet data = synthetic_set(16, 8, 8, 10);
+    // A hook set before the campaign stays first in the site's chain: it sees the stored (not yet faulted) output.
+    std::set<float> levels;
+    Module* stem = nullptr;
+    for (auto& [name, slot] : activation_slots(*model))
+        if (name == "relu") stem = slot;
+    REQUIRE(stem);
+    stem->set_output_hook([&](Tensor<float>& y) {
+        for (std::int64_t i = 0; i < y.numel(); ++i) levels.insert(y[i]);
+    });
+    CampaignOptions opt;
+    opt.fault = q15_weights();
+    opt.fault.format = parse_storage_format("int8");
+    opt.fault.site = FaultSite::activations;
+    opt.fault.count_mode = CountMode::count;
+    opt.fault.bit_lo = 6;
+    opt.fault.layers = {"relu", "layer1.0.relu1"};
+    opt.store_activations = true;
+    opt.levels = {4};
+    opt.max_trials = 4;
+    Campaign campaign(*model, data, opt);
+    const CampaignResult r = campaign.run();
+    CHECK(levels.size() > 20);     // a real activation, not a constant
+    CHECK(levels.size() <= 128);   // after a ReLU: 0..127 times one per-tensor scale
+    std::int64_t recomputed = 0;
+    for (auto& t : r.levels[0].trials) {
+        CHECK(t.faults == 4 * 16);  // per image
+        recomputed += t.recomputed;
+    }
+    CHECK(recomputed == 4 * 16);
 }

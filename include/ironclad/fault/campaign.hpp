@@ -4,7 +4,8 @@
 // Contract:
 // - The model is evaluated in eval mode with no tape. Its weights are first stored in the fault model's format
 //   (store_in: rounded once, as deployed); with store_activations, every leaf layer's output is rounded to the
-//   format too (fixed point only; int8 activations keep float). The golden (fault-free) run of that stored model
+//   format too. int8 activations use symmetric scales max|y|/127 per layer (or per channel for int8-channel)
+//   calibrated on the fault-free float run over the evaluation set. The golden (fault-free) run of that stored model
 //   is the reference for silent data corruption (SDC: a prediction that differs from the golden one).
 // - Trial t of level L draws its faults from Rng::stream(trial_seed(seed, L), t) only: the same seed gives the same
 //   faults, records and numbers at any thread count and batch size, and a trial can be replayed alone.
@@ -493,6 +494,25 @@ private:
                     m->set_output_hook([q = fm.format.fixed](Tensor<float>& y) { round_through(y, q); });
                 }
         }
+        if (fm.format.kind == StorageKind::int8) {
+            std::vector<Module*> stored;
+            if (opt_.store_activations)
+                for (auto& [name, m] : model_.named_modules())
+                    if (m->children().empty()) stored.push_back(m);
+            for (auto& a : activation_sites_) stored.push_back(a.module);
+            const auto codecs = calibrate_int8(stored, fm.format);
+            if (opt_.store_activations)
+                for (auto& [name, m] : model_.named_modules())
+                    if (m->children().empty()) {
+                        saved_hooks_.emplace_back(m, m->output_hook());
+                        m->set_output_hook([codec = codecs.at(m)](Tensor<float>& y) {
+                            const std::int64_t rows = y.dim(0), channels = y.ndim() > 1 ? y.dim(1) : 1;
+                            const std::int64_t inner = y.numel() / std::max<std::int64_t>(rows * channels, 1);
+                            for (std::int64_t i = 0; i < y.numel(); ++i) y[i] = codec.store(i / inner % channels, y[i]);
+                        });
+                    }
+            for (auto& a : activation_sites_) activation_codecs_.push_back(codecs.at(a.module));
+        }
         for (std::size_t k = 0; k < activation_sites_.size(); ++k) {
             Module* m = activation_sites_[k].module;
             saved_hooks_.emplace_back(m, m->output_hook());
@@ -501,6 +521,38 @@ private:
                 inject_activation(k, y);
             });
         }
+    }
+
+    // Per stored module, an int8 codec whose scales (one, or one per channel) are max|y|/127 over the float run.
+    std::map<Module*, TensorCodec> calibrate_int8(const std::vector<Module*>& modules, const StorageFormat& format) {
+        std::map<Module*, std::vector<float>> maxima;
+        std::vector<std::pair<Module*, OutputHook>> previous;
+        for (Module* m : modules) {
+            if (maxima.count(m)) continue;
+            maxima[m] = {};
+            previous.emplace_back(m, m->output_hook());
+            m->set_output_hook([&max = maxima[m], per_channel = format.per_channel](Tensor<float>& y) {
+                const std::int64_t rows = y.dim(0), channels = per_channel && y.ndim() > 1 ? y.dim(1) : 1;
+                const std::int64_t inner = y.numel() / std::max<std::int64_t>(rows * channels, 1);
+                max.resize(static_cast<std::size_t>(channels), 0.0f);
+                for (std::int64_t i = 0; i < y.numel(); ++i) {
+                    float& m = max[static_cast<std::size_t>(i / inner % channels)];
+                    if (std::isfinite(y[i])) m = std::max(m, std::abs(y[i]));
+                }
+            });
+        }
+        {
+            NoGradGuard no_grad;
+            for (auto& batch : data_.batches) model_(Var(batch));
+        }
+        for (auto& [m, hook] : previous) m->set_output_hook(hook);
+        std::map<Module*, TensorCodec> out;
+        for (auto& [m, max] : maxima) {
+            Tensor<float> t({static_cast<std::int64_t>(std::max<std::size_t>(max.size(), 1)), 1});
+            for (std::size_t c = 0; c < max.size(); ++c) t[static_cast<std::int64_t>(c)] = max[c];
+            out.emplace(m, TensorCodec(format, t));  // scale = max / 127 per row of t: per channel or per tensor
+        }
+        return out;
     }
 
     void take_counts(std::map<std::string, SaturationCounts>& into) {
@@ -524,7 +576,12 @@ private:
                 if (f.target != static_cast<int>(k)) continue;
                 T& v = y.data()[r * per + f.element];
                 if constexpr (std::is_same_v<T, float>) {
-                    v = activation_codec_.decode(0, apply_effect(activation_codec_.encode(0, v), f.bit, activation_effect_));
+                    // int8: the element's channel picks its scale (a per-tensor codec has one)
+                    const TensorCodec& codec = activation_codecs_.empty() ? activation_codec_ : activation_codecs_[k];
+                    const std::int64_t channels = y.ndim() > 1 ? y.dim(1) : 1;
+                    const std::int64_t index =
+                        codec.scales().size() > 1 ? f.element / std::max<std::int64_t>(per / channels, 1) : 0;
+                    v = codec.decode(index, apply_effect(codec.encode(index, v), f.bit, activation_effect_));
                 } else {  // a raw of the exact engine
                     const int unused = 64 - activation_codec_.bits();
                     const std::uint64_t after = apply_effect(static_cast<std::uint64_t>(v), f.bit, activation_effect_);
@@ -633,6 +690,7 @@ private:
     std::vector<std::int64_t> activation_numels_;
     std::vector<int> activation_stage_;
     TensorCodec activation_codec_;
+    std::vector<TensorCodec> activation_codecs_;  // int8: per activation site, with calibrated scales
     FaultEffect activation_effect_ = FaultEffect::flip;
     std::map<std::int64_t, std::vector<FaultPosition>> activation_faults_;
     std::vector<std::int64_t> current_rows_;

@@ -83,9 +83,6 @@ struct FaultModel {
             throw std::invalid_argument("bit range " + std::to_string(bit_lo) + "-" + std::to_string(top_bit()) +
                                         " is outside the " + std::to_string(format.bits()) + " bits of " +
                                         format.name());
-        if (format.kind == StorageKind::int8 && site != FaultSite::weights)
-            throw std::invalid_argument("int8 activation faults need calibrated activation scales, which this "
-                                        "version does not have: use --site weights with int8, or float / qI.F");
         if (count_mode == CountMode::reference && site != FaultSite::weights)
             throw std::invalid_argument("count mode 'reference' is the toolbox's weight-fault rule: use site weights");
     }
