@@ -137,7 +137,9 @@ expect_error 2 "give exactly one of --rate and --flips" inject --model resnet20 
 expect_error 2 "bits '30-40': must lie within 0-31" "${inj[@]}" --bits 30-40
 expect_error 2 "'layer9' names no" "${inj[@]}" --layers layer9
 expect_error 2 "count mode 'reference' is the toolbox's weight-fault rule" "${inj[@]}" --count-mode reference --site both
-expect_error 2 "--arith exact .*not implemented" "${inj[@]}" --arith exact
+expect_error 2 "--arith exact needs a fixed-point format" "${inj[@]}" --arith exact --format float
+expect_error 2 "--accumulator applies to --arith exact only" "${inj[@]}" --accumulator 40
+expect_error 2 "accumulator '12': .*must be 32" "${inj[@]}" --arith exact --accumulator 12
 
 # --version equals the project version in meson.build
 expect 0 --version && {
@@ -152,6 +154,16 @@ expect 0 eval --model resnet20 --weights "$emb" --data "$mini" --json &&
     check_json "d['images'] == 1000 and d['top1'] >= 85"
 expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 200 --count-mode reference --rate 1e-6 --trials 5 --json "$tmp/ref.json" &&
     { cp "$tmp/ref.json" "$tmp/out"; check_json "d['results'][0]['mean_faults'] == 5 and d['results'][0]['mean_top1'] < d['top1'] - 20"; }
+# exact integer arithmetic: Q15.16 keeps the float accuracy; a narrow accumulator overflows and says where
+expect 0 eval --model resnet20 --weights "$emb" --data "$mini" --limit 200 --format q15.16 --arith exact --json &&
+    check_json "d['arith']['mode'] == 'exact' and d['top1'] >= 85 and d['saturation'] == {}"
+expect 0 eval --model resnet20 --weights "$emb" --data "$mini" --limit 100 --format q7.8 --arith exact --accumulator 20-sat --json &&
+    check_json "d['saturation']['conv1']['accumulator'] > 0"
+expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 100 --arith exact --count-mode reference --rate 1e-6 --trials 2 --json "$tmp/exact.json" &&
+    { cp "$tmp/exact.json" "$tmp/out"; check_json "d['arith']['accumulator'] == '64-sat' and d['results'][0]['mean_faults'] == 5 and 'saturation_per_trial' in d['results'][0]"; }
+# int8 activations with calibrated scales
+expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 100 --format int8-channel --site activations --rate 1e-4 --trials 2 --json "$tmp/int8.json" &&
+    { cp "$tmp/int8.json" "$tmp/out"; check_json "d['quantized_activations'] and d['results'][0]['mean_faults'] > 100"; }
 expect_error 1 "has a test/ image folder but no train/ folder" train --model resnet20 --data "$mini" --epochs 1 --out "$bad"
 
 echo "cli: $failures failure(s)"

@@ -158,8 +158,8 @@ int run_inject(const std::vector<std::string>& args) {
         .value("bits", "LO-HI", "eligible bits (0 = LSB), or sign, exponent, mantissa, integer, fraction")
         .value("layers", "A,B,...", "only these layers (dotted module names or prefixes, e.g. layer3)")
         .flag("include-bn", "BatchNorm weights and biases are weight sites too")
-        .flag("quantize-activations", "round every layer output to a fixed-point --format (always on when "
-                                      "activations are faulted)")
+        .flag("quantize-activations", "store every layer output in --format: qI.F, or int8 with scales calibrated "
+                                      "on the fault-free run (always on when activations are faulted)")
         .value("trials", "N", "trials per rate (the maximum, with --margin)", "100")
         .value("margin", "E", "stop a rate once its 95% interval is within +-E (fraction: 0.01 = 1 point)")
         .value("interval", "pooled|trials",
@@ -249,8 +249,8 @@ int run_inject(const std::vector<std::string>& args) {
     if (interval != "pooled" && interval != "trials") o.reject("interval", "expected pooled or trials");
     co.interval = interval == "pooled" ? IntervalKind::pooled : IntervalKind::trials;
     co.store_activations = o.given("quantize-activations") || fm.faults_activations();
-    if (o.given("quantize-activations") && fm.format.kind != StorageKind::fixed)
-        o.reject("format", "--quantize-activations needs a fixed-point format");
+    if (o.given("quantize-activations") && fm.format.kind == StorageKind::float32)
+        o.reject("format", "--quantize-activations needs a fixed-point or int8 format");
     const std::string split = o.text("split");
     if (split != "test" && split != "train") o.reject("split", "expected test or train");
     const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
@@ -378,7 +378,7 @@ int run_inject(const std::vector<std::string>& args) {
     } else {
         j["arith"] = "emulate";
     }
-    j["quantized_activations"] = co.store_activations && fm.format.kind == StorageKind::fixed;
+    j["quantized_activations"] = co.exact || (co.store_activations && fm.format.kind != StorageKind::float32);
     j["seed"] = fm.seed;
     j["interval"] = interval;
     j["margin"] = co.margin;
