@@ -1,4 +1,5 @@
-// ResNet-20 (3x32x32, batch 128) inference and training throughput, engine against the PyTorch peer.
+// ResNet-20 (3x32x32, batch 128) inference and training throughput, engine against the PyTorch peer; and the
+// engine's exact-integer Q15.16 inference (64-bit accumulator) against its own float inference.
 //
 //   resnet20_throughput [--rounds 3] [--repeats 10] [--threads 2] [--batch 128] [--peer DIR | --no-peer]
 //
@@ -10,6 +11,7 @@
 
 #include "ironclad/core/allocator.hpp"
 #include "ironclad/autograd/losses.hpp"
+#include "ironclad/exact/exact_network.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
 #include "ironclad/optim/sgd.hpp"
 
@@ -62,6 +64,13 @@ struct EngineBench {
             (*model)(Var(x));
         }, 2, repeats);
     }
+    double infer_exact(int repeats) {
+        model->eval();
+        ExactArithmetic q15_16;
+        q15_16.format = parse_number_format("q15.16");
+        ExactNetwork net(*model, flatten_stages(*model), q15_16);
+        return median_seconds([&] { net.forward(x); }, 1, repeats);
+    }
     double train(int repeats) {
         model->train();
         return median_seconds([&] {
@@ -110,6 +119,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
         eng["infer"].push_back(batch / engine.infer(repeats));
         eng["train"].push_back(batch / engine.train(repeats));
+        eng["infer_exact"].push_back(batch / engine.infer_exact(std::max(1, repeats / 3)));
         if (use_peer) {
             // The peer's best layout this round: NCHW or channels-last, whichever is faster per measurement.
             auto best = run_peer(peer_dir, batch, threads, repeats, false);
@@ -130,5 +140,10 @@ int main(int argc, char** argv) {
         }
         std::cout << j.dump() << std::endl;
     }
+    nlohmann::json exact{{"model", "resnet20"}, {"what", "infer_exact_q15.16"}, {"batch", batch}, {"threads", threads},
+                         {"rounds", rounds}, {"engine_images_per_s", median(eng["infer_exact"])},
+                         {"float_images_per_s", median(eng["infer"])},
+                         {"ratio_to_float", median(eng["infer_exact"]) / median(eng["infer"])}};
+    std::cout << exact.dump() << std::endl;
     return 0;
 }
