@@ -166,5 +166,57 @@ expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 100 --f
     { cp "$tmp/int8.json" "$tmp/out"; check_json "d['quantized_activations'] and d['results'][0]['mean_faults'] > 100"; }
 expect_error 1 "has a test/ image folder but no train/ folder" train --model resnet20 --data "$mini" --epochs 1 --out "$bad"
 
+# attacks on the embedded CIFAR-10 checkpoint: JSON with the threat model, accuracy never rises, clear errors
+atk=(attack --model resnet20 --weights "$emb" --data "$mini" --limit 20)
+expect 0 "${atk[@]}" --attack pgd --eps 2/255 --steps 2 --json "$tmp/pgd.json" &&
+    { cp "$tmp/pgd.json" "$tmp/out"; check_json "d['images'] == 20 and len(d['per_image']) == 20 and d['robust_top1'] <= d['clean_top1'] and abs(d['attack']['threat_model']['eps_x255'] - 2) < 1e-4 and d['attack']['threat_model']['steps'] == 2 and all(p['linf'] <= 2 / 255 + 1e-6 for p in d['per_image'])"; }
+expect 0 "${atk[@]}" --attack fgsm --eps 1/255 --save-adv "$tmp/adv" && [ -f "$tmp/adv/adversarial.safetensors" ] ||
+    fail "attack --save-adv did not write adversarial.safetensors"
+expect_error 2 "eps '8': is above 1" "${atk[@]}" --eps 8
+expect_error 2 "eps '-1/255': must not be negative" "${atk[@]}" --eps -1/255
+expect_error 2 "attack 'cw': unknown attack" "${atk[@]}" --attack cw
+expect_error 2 "steps does not apply to --attack fgsm" "${atk[@]}" --attack fgsm --steps 3
+# the attack x fault grid at eps 0 is the plain campaign
+expect 0 inject --model resnet20 --weights "$emb" --data "$mini" --limit 20 --rate 1e-5 --trials 3 --seed 4 --json "$tmp/plain.json"
+expect 0 grid --model resnet20 --weights "$emb" --data "$mini" --limit 20 --eps 0,2/255 --steps 2 --rate 1e-5 --trials 3 \
+    --fault-seed 4 --json "$tmp/grid.json" --plot "$tmp/grid.svg" &&
+    python3 -c "import json, sys; g, p = (json.load(open(f)) for f in sys.argv[1:]); r = g['rows'][0]['results'][0]; sys.exit(0 if r['mean_top1'] == p['results'][0]['mean_top1'] and g['rows'][0]['robust_top1'] == p['top1'] and g['rows'][1]['robust_top1'] <= p['top1'] else 1)" \
+        "$tmp/grid.json" "$tmp/plain.json" || fail "grid row eps 0 differs from the plain campaign"
+grep -q "<svg" "$tmp/grid.svg" 2>/dev/null || fail "grid --plot wrote no SVG"
+# adversarial training: one short epoch, the checkpoint evaluates with eval and resumes
+rob=(robust-train --model resnet20 --data "$data" --limit 40 --eval-limit 20 --batch 20 --steps 1 --eval-steps 1 --out "$tmp/rob.safetensors")
+expect 0 "${rob[@]}" --loss pgd-at --eps 0.1 --step 0.1 --epochs 1 --json &&
+    check_json "len(d['epochs']) == 1 and 0 <= d['epochs'][0]['held_out_robust_top1'] <= d['epochs'][0]['held_out_clean_top1'] <= 100"
+expect 0 eval --model resnet20 --weights "$tmp/rob.safetensors" --data "$data" --limit 20 --json && check_json "d['images'] == 20"
+expect_error 2 "trained with loss=pgd-at, this run asks for trades" "${rob[@]}" --loss trades --eps 0.1 --step 0.1 --epochs 2
+expect_error 2 "distils a teacher: give --teacher" "${rob[@]}" --loss rslad --epochs 1
+
+# hardening: bounds found on the train split, saved with the weights, used by eval, inject and compare
+hard=$tmp/ranger.safetensors
+expect 0 harden --model resnet20 --weights "$ckpt" --data "$data" --method ranger --calibration 200 --out "$hard" --json &&
+    check_json "d['method'] == 'ranger' and d['mode'] == 'zero' and d['bound_parameters'] == 19 and len(d['slots']) == 19 and all(s['max'] > 0 for s in d['slots'])"
+expect 0 eval --model resnet20 --weights "$hard" --data "$data" --limit 200 --json && check_json "0 <= d['top1'] <= 100"
+expect 0 inject --model resnet20 --weights "$hard" --data "$data" --limit 100 --rate 1e-5 --trials 2 --json "$tmp/hinj.json" &&
+    { cp "$tmp/hinj.json" "$tmp/out"; check_json "'relu.bound' in d['weight_sites'] and 'layer3.2.relu2.bound' in d['weight_sites']"; }
+expect 0 harden --model resnet20 --weights "$ckpt" --data "$data" --method fitact --calibration 100 --train-images 100 \
+    --batch 50 --epochs 1 --out "$tmp/fitact.safetensors" --json &&
+    check_json "d['mode'] == 'smooth' and d['granularity'] == 'neuron' and d['fitact']['steps'] == 2 and d['bound_parameters'] > 10000"
+expect 0 compare --model resnet20 --weights "$ckpt,$hard" --data "$data" --limit 100 --rate 0,1e-4 --trials 2 \
+    --json "$tmp/cmp.json" --plot "$tmp/cmp.svg" &&
+    { grep -q "| unbounded | none |" "$tmp/out" && grep -q "| ranger | ranger | zero, layer | 19 " "$tmp/out" || fail "compare: no table rows"; }
+cp "$tmp/cmp.json" "$tmp/out" 2>/dev/null &&
+    check_json "[r['bound_parameters'] for r in d['rows']] == [0, 19] and all(len(r['results']) == 2 and r['results'][0]['mean_top1'] == r['top1'] for r in d['rows'])"
+grep -q "^<svg" "$tmp/cmp.svg" || fail "compare --plot wrote no SVG"
+expect_error 2 "already hardened" harden --model resnet20 --weights "$hard" --data "$data" --method ranger --out "$bad"
+expect_error 2 "unknown hardening method 'clip'" harden --model resnet20 --weights "$ckpt" --data "$data" --method clip --out "$bad"
+expect_error 2 "granularity 'neuron': ftclipact searches one bound per layer" \
+    harden --model resnet20 --weights "$ckpt" --data "$data" --method ftclipact --granularity neuron --out "$bad"
+expect_error 2 "calibration subset of 5000 images does not fit" \
+    harden --model resnet20 --weights "$ckpt" --data "$data" --method ranger --calibration 5000 --out "$bad"
+expect_error 1 "has a test/ image folder but no train/ folder" \
+    harden --model resnet20 --weights "$emb" --data "$mini" --method ranger --out "$bad"
+expect_error 2 "labels .*needs one label per checkpoint" compare --model resnet20 --weights "$ckpt,$hard" --data "$data" --labels a
+[ -e "$bad" ] && fail "a failed harden left $bad behind"
+
 echo "cli: $failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -1,6 +1,7 @@
 // ExactNetwork: the integer program of every architecture computes what the float model computes (up to the
 // format's rounding), is bit-identical at any thread count, reads its weights from the raw storage a fault
 // injector writes, and calls activation hooks on raws.
+#include "ironclad/bounds/bounded_relu.hpp"
 #include "ironclad/core/parallel.hpp"
 #include "ironclad/data/load.hpp"
 #include "ironclad/exact/exact_network.hpp"
@@ -133,4 +134,43 @@ TEST_CASE("exact arithmetic refuses layers it has no kernel for, naming them") {
                          std::invalid_argument);
     ExactArithmetic f;
     CHECK_THROWS_WITH_AS(ExactNetwork(s, flatten_stages(s), f), doctest::Contains("fixed-point"), std::invalid_argument);
+}
+
+TEST_CASE("exact bounded ReLUs: zero, clamp and threshold on raws; a whole bounded network follows float") {
+    for (BoundMode mode : {BoundMode::zero, BoundMode::clamp, BoundMode::threshold}) {
+        CAPTURE(to_string(mode));
+        Tensor<float> bound({1}, 10.0f / 65536), fill({1}, 7.0f / 65536);
+        Sequential s;
+        s.add(std::make_shared<ActivationSlot>(std::make_shared<BoundedReLU>(
+            bound, mode, BoundGranularity::layer, 20.0f, mode == BoundMode::threshold ? fill : Tensor<float>{})));
+        ExactNetwork net(s, flatten_stages(s), q15_16());
+        RawTensor x({1, 4});
+        const std::int32_t in[4] = {-5, 3, 10, 20};
+        std::copy_n(in, 4, x.data());
+        const RawTensor y = net.run(0, x);
+        const std::int32_t above = mode == BoundMode::zero ? 0 : mode == BoundMode::clamp ? 10 : 7;
+        CHECK(y[0] == 0);
+        CHECK(y[1] == 3);
+        CHECK(y[2] == 10);  // at the bound: kept
+        CHECK(y[3] == above);
+    }
+    ModelConfig cfg;
+    cfg.seed = 2;
+    cfg.input_size = 8;
+    auto model = build_model("resnet20", cfg);
+    model->eval();
+    const Tensor<float> x = random_tensor({2, 3, 8, 8}, 6);
+    NoGradGuard no_grad;
+    for (auto& [name, slot] : activation_slots(*model)) {  // per-channel clamps at 0.3: many values are cut
+        const std::int64_t c = name == "relu" || name.starts_with("layer1") ? 16 : name.starts_with("layer2") ? 32 : 64;
+        slot->replace(std::make_shared<BoundedReLU>(Tensor<float>({c}, 0.3f), BoundMode::clamp, BoundGranularity::channel));
+    }
+    quantize_parameters(*model, parse_number_format("q15.16"));
+    const Tensor<float> reference = (*model)(Var(x)).value();
+    ExactNetwork net(*model, flatten_stages(*model), q15_16());
+    const Tensor<float> exact = net.forward(x);
+    for (std::int64_t i = 0; i < reference.numel(); ++i) CHECK(std::abs(exact[i] - reference[i]) < 2e-3f);
+    RawTensor& b = net.raw_parameter("layer1.0.relu1.bound");
+    CHECK(b.numel() == 16);
+    CHECK(b[0] == static_cast<std::int32_t>(0.3 * 65536));  // toward zero, as stored
 }

@@ -25,7 +25,7 @@ TEST_CASE("float32 flips are IEEE-754 bit flips, Inf and NaN kept") {
     t[0] = 1.5f;
     t[1] = -2.0f;
     t[2] = 1.0f;
-    Injector inj({{"t", t, TensorCodec(parse_storage_format("float"), t)}});
+    Injector inj({{"t", t, TensorCodec(parse_storage_format("float"), t), {}}});
     const FaultPosition faults[] = {{0, 0, 31}, {0, 1, 3}, {0, 2, 30}};
     auto& rec = inj.apply(faults, FaultEffect::flip);
     REQUIRE(rec.size() == 3);
@@ -49,7 +49,7 @@ TEST_CASE("fixed-point flips equal FixedPoint bit flips for every raw value and 
     const Tensor<float> original = t.clone();
     TensorCodec codec(fmt, t);
     for (int bit = 0; bit < 8; ++bit) {
-        Injector inj({{"t", t, codec}});
+        Injector inj({{"t", t, codec, {}}});
         std::vector<FaultPosition> faults;
         for (int i = 0; i < 256; ++i) faults.push_back({0, i, bit});
         auto& rec = inj.apply(faults, FaultEffect::flip);
@@ -70,7 +70,7 @@ TEST_CASE("Q15.16: a repeated flip undoes itself and stuck-at sets the bit") {
     t[0] = 0.75f;
     t[1] = -1.25f;
     TensorCodec codec(parse_storage_format("q15.16"), t);
-    Injector inj({{"t", t, codec}});
+    Injector inj({{"t", t, codec, {}}});
     const FaultPosition twice[] = {{0, 0, 20}, {0, 0, 20}};
     inj.apply(twice, FaultEffect::flip);
     CHECK(t[0] == 0.75f);
@@ -106,7 +106,7 @@ TEST_CASE("int8 per-tensor and per-channel storage: flips act on the stored inte
     CHECK(ct.encode(3, per_tensor[3]) == 127u);
     CHECK(cc.encode(1, per_channel[1]) == static_cast<std::uint8_t>(-127));
     CHECK(cc.encode(4, per_channel[4]) == 64u);  // 2 / (4/127) = 63.5, rounded to even
-    Injector inj({{"w", per_channel, cc}});
+    Injector inj({{"w", per_channel, cc, {}}});
     const FaultPosition f[] = {{0, 1, 7}, {0, 4, 0}};
     inj.apply(f, FaultEffect::flip);
     CHECK(per_channel[1] == doctest::Approx(1.0 * cc.scales()[0]));  // -127 ^ 0x80 = 1

@@ -11,5 +11,10 @@ int run_models(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_inject(const std::vector<std::string>& args);
+int run_harden(const std::vector<std::string>& args);
+int run_compare(const std::vector<std::string>& args);
+int run_attack(const std::vector<std::string>& args);
+int run_robust_train(const std::vector<std::string>& args);
+int run_grid(const std::vector<std::string>& args);
 
 }  // namespace ironclad::cli

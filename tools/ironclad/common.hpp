@@ -4,6 +4,7 @@
 
 #include "options.hpp"
 
+#include "ironclad/bounds/bound_io.hpp"
 #include "ironclad/data/load.hpp"
 #include "ironclad/models/registry.hpp"
 #include "ironclad/training/checkpoint.hpp"
@@ -117,7 +118,8 @@ inline ModelConfig model_config(const Dataset& ds, Shortcut shortcut, std::uint6
 }
 
 // A trained model ready for inference on one split: weights loaded (the architecture checked against the file's
-// metadata), normalisation from the options or the metadata, the split read with its class-balanced limit.
+// metadata; a hardened checkpoint's bounded activations installed in their slots), normalisation from the options
+// or the metadata, the split read with its class-balanced limit.
 struct TrainedModel {
     std::shared_ptr<Module> model;
     Dataset data;
@@ -138,6 +140,7 @@ inline TrainedModel load_trained_model(const Options& o, const std::string& mode
     if (!shortcut) throw std::runtime_error(weights + ": unknown shortcut '" + shortcut_text + "' in the metadata");
     t.data = load_split(data, train_split, limit);
     t.model = build_model(model_name, model_config(t.data, *shortcut, 0));
+    install_bounds_from_metadata(*t.model, t.metadata, weights);  // a hardened checkpoint's bounded activations
     try {
         load_model(weights, *t.model);
     } catch (const std::runtime_error& e) {

@@ -21,6 +21,11 @@ const char* const usage =
     "  eval     evaluate trained weights on a dataset (float or fixed-point storage)\n"
     "  train    train a model on a dataset (resumable)\n"
     "  inject   fault campaign: bit flips in weights/activations over a grid of rates (resumable)\n"
+    "  harden   bound every ReLU (Ranger, FT-ClipAct, FitAct, ProAct) and save weights with bounds\n"
+    "  compare  clean and fault-campaign top-1 of several (hardened) checkpoints in one table\n"
+    "  attack   clean and robust top-1 under an evasion attack (FGSM, PGD, APGD, Square, AutoAttack-style)\n"
+    "  robust-train  adversarial training: PGD-AT, TRADES, ARD, RSLAD (resumable)\n"
+    "  grid     top-1 over attack strengths x fault rates (table and heat map)\n"
     "\n"
     "Run 'ironclad <command> --help' for a command's options.\n";
 
@@ -45,11 +50,16 @@ int main(int argc, char** argv) {
         if (command == "eval") return run_eval(args);
         if (command == "train") return run_train(args);
         if (command == "inject") return run_inject(args);
+        if (command == "harden") return run_harden(args);
+        if (command == "compare") return run_compare(args);
+        if (command == "attack") return run_attack(args);
+        if (command == "robust-train") return run_robust_train(args);
+        if (command == "grid") return run_grid(args);
         if (command == "--version") {
             std::cout << "ironclad " << ironclad::engine_version << "\n";
             return 0;
         }
-        throw UsageError("unknown command '" + command + "' (commands: models, eval, train, inject)");
+        throw UsageError("unknown command '" + command + "' (commands: models, eval, train, inject, harden, compare, attack, robust-train, grid)");
     } catch (const UsageError& e) {
         print_error(e.what());
         return 2;

@@ -5,12 +5,14 @@
 // program per stage, so run(from, x) restarts at any stage as Module stages do. Layers: Conv2d, Linear,
 // BatchNorm2d (scale gamma/sqrt(var+eps) and shift beta - mean*scale rounded into the format from the stored
 // gamma and beta and the float running statistics, then one multiply-accumulate per element), ReLU and ReLU6
-// slots, max and global average pooling, flatten, dropout (identity), and the blocks of the model zoo (BasicBlock,
+// slots, bounded ReLUs in zero, clamp and threshold mode (integer comparisons with the stored bound and fill raws,
+// faultable like weights; the smooth mode's sigmoid has no integer kernel), max and global average pooling, flatten, dropout (identity), and the blocks of the model zoo (BasicBlock,
 // MobileNetV2's and ShuffleNetV2's units). Anything else is refused when the network is built, naming the layer.
 // A hook set on a module runs on that module's integer output (activation faults). Overflow counts accumulate
 // per layer (the input quantisation is "input"; a block's residual addition counts under the block's name).
 #pragma once
 
+#include "ironclad/bounds/bounded_relu.hpp"
 #include "ironclad/exact/exact_kernels.hpp"
 #include "ironclad/models/mobilenet_v2.hpp"
 #include "ironclad/models/resnet_cifar.hpp"
@@ -156,6 +158,32 @@ struct ExactClamp : ExactOp {
     }
 };
 
+// max(0, x > b ? (zero: 0, threshold: t) : x) or max(0, min(x, b)), b and t broadcast as autograd/bounded.hpp says.
+struct ExactBoundedReLU : ExactOp {
+    RawTensor bound, fill;
+    BoundMode mode = BoundMode::zero;
+    RawTensor run(const RawTensor& x, ExactNetwork&) override {
+        const std::int64_t n = x.dim(0), per = x.numel() / std::max<std::int64_t>(n, 1);
+        const std::int64_t channels = x.ndim() > 1 ? x.dim(1) : 1, inner = per / std::max<std::int64_t>(channels, 1);
+        auto index = [&](std::int64_t e) -> std::int64_t {  // e: position within one sample
+            if (bound.numel() == 1) return 0;
+            if (bound.numel() == channels && bound.ndim() == 1) return e / inner;
+            return e;
+        };
+        if (bound.numel() != 1 && bound.numel() != channels && bound.numel() != per)
+            throw std::invalid_argument("exact bounded ReLU '" + name + "': bound " + shape_str(bound.shape()) +
+                                        " does not fit input " + shape_str(x.shape()));
+        auto y = RawTensor::uninitialized(x.shape());
+        for (std::int64_t i = 0; i < x.numel(); ++i) {
+            const std::int64_t j = index(i % per);
+            const std::int32_t v = x.data()[i], b = bound.data()[j];
+            const std::int32_t cut = mode == BoundMode::clamp ? std::min(v, b) : v > b ? (mode == BoundMode::threshold ? fill.data()[j] : 0) : v;
+            y.data()[i] = std::max<std::int32_t>(0, cut);
+        }
+        return y;
+    }
+};
+
 struct ExactMaxPool : ExactOp {
     int kernel = 2, stride = 2, padding = 0;
     RawTensor run(const RawTensor& x, ExactNetwork&) override { return exact_max_pool2d(x, kernel, stride, padding); }
@@ -275,7 +303,22 @@ inline std::unique_ptr<detail::ExactOp> ExactNetwork::compile(Module& m) {
         op->eps = bn->eps();
         return make(std::move(op));
     }
+    if (auto* bounded = dynamic_cast<BoundedReLU*>(&m)) {
+        if (bounded->mode() == BoundMode::smooth)
+            throw std::invalid_argument("exact arithmetic has no integer kernel for the smooth bounded ReLU '" + name +
+                                        "' (a sigmoid): use --arith emulate, or a zero/clamp/threshold bound");
+        auto op = std::make_unique<ExactBoundedReLU>();
+        op->bound = raw_parameter(prefix + "bound");
+        if (bounded->mode() == BoundMode::threshold) op->fill = raw_parameter(prefix + "fill");
+        op->mode = bounded->mode();
+        return make(std::move(op));
+    }
     if (auto* slot = dynamic_cast<ActivationSlot*>(&m)) {
+        if (dynamic_cast<BoundedReLU*>(&slot->impl())) {  // the slot is the site: its op is the bound's, renamed
+            auto op = compile(slot->impl());
+            op->source = &m;
+            return op;
+        }
         auto op = std::make_unique<ExactClamp>();
         if (dynamic_cast<ReLU6*>(&slot->impl()))
             op->upper = 6.0;
