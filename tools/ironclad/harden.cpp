@@ -55,7 +55,7 @@ int run_harden(const std::vector<std::string>& args) {
         .value("train-images", "N", "fitact/proact: training images drawn from the train split", "5000")
         .value("held-out", "N", "proact: held-out training images for the accuracy check", "1000")
         .value("epochs", "N", "fitact: epochs over the training images", "3")
-        .value("lr", "LR", "fitact/proact: Adam learning rate (default: 1e-3 fitact, 1e-2 proact)")
+        .value("lr", "LR", "fitact/proact: Adam learning rate (default: 1e-3 fitact, 0.1 proact)")
         .value("weight-decays", "W,...", "proact: the weight-decay sweep per slot, strong to weak", "4e-5,4e-6,4e-7")
         .value("rounds", "N", "proact: rounds (epochs over the training images) per weight decay at most", "2")
         .value("tolerance", "P", "proact: top-1 points a kept round may lose against the Ranger model", "0.2")

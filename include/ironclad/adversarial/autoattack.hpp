@@ -5,7 +5,7 @@
 // any stage fools it; its adversarial image is the one from that stage, and a robust image is returned unchanged.
 // Defaults are AutoAttack's standard settings: APGD-CE 100 iterations and 1 restart, APGD-T 100 iterations over
 // 9 target classes, Square 5000 queries with p_init 0.8. FAB-T (the fourth standard attack) is not included, so the
-// sequence can only be weaker than standard AutoAttack, never stronger. Square is Linf only: with an L2 threat model
+// sequence may be weaker than standard AutoAttack. Square is Linf only: with an L2 threat model
 // the sequence is APGD-CE + APGD-T. statistics() counts, over all batches so far, the images classified correctly
 // clean and after each stage.
 #pragma once

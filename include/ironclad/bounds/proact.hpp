@@ -14,7 +14,8 @@
 // rejects improvements above 0.2 points too (|delta| <= 0.2); here the check is on held-out training images and one
 // sided. It trains in train mode (drifting BN statistics, then discarded) and runs the student twice per batch;
 // here eval mode and one student pass. The budget (rounds of a training subset instead of up to 105 full epochs per
-// weight decay, a shorter sweep) is the caller's; a fresh Adam starts for every (slot, weight decay).
+// weight decay, a shorter sweep) is the caller's; a fresh Adam starts for every (slot, weight decay). The default lr
+// is 0.1, not the toolbox's 0.01: Adam moves a bound by about lr a step, and a round here has ~30x fewer steps.
 #pragma once
 
 #include "ironclad/bounds/bound_io.hpp"
@@ -36,7 +37,7 @@ struct ProActOptions {
     BoundTrainOptions round = [] {
         BoundTrainOptions o;
         o.epochs = 1;
-        o.lr = 0.01f;
+        o.lr = 0.1f;  // the toolbox's 0.01 over ~780 steps an epoch; rounds here are ~20-40 steps
         o.cosine = false;
         o.distill = 1.0f;
         return o;
