@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,6 +38,30 @@ inline std::optional<Shortcut> parse_shortcut(const std::string& text) {
     if (text == "A") return Shortcut::A;
     if (text == "B") return Shortcut::B;
     return std::nullopt;
+}
+
+// The comma-separated numbers of option `name`, read as doubles (so "1e-7" is exactly the double 1e-7 in every
+// command, and campaign seeds, which mix in the rate's bits, agree between them).
+inline std::vector<double> number_list(const Options& o, const std::string& name) {
+    std::vector<double> out;
+    const std::string text = o.text(name);
+    for (std::size_t pos = 0; pos <= text.size();) {
+        const std::size_t comma = std::min(text.find(',', pos), text.size());
+        double v = 0;
+        if (!parse_number(std::string_view(text).substr(pos, comma - pos), v) || !std::isfinite(v))
+            o.reject(name, "expected comma-separated numbers, e.g. 1e-7,1e-6,1e-5");
+        out.push_back(v);
+        pos = comma + 1;
+    }
+    return out;
+}
+
+// number_list of bit error rates, each in [0, 1].
+inline std::vector<double> rate_list(const Options& o, const std::string& name) {
+    auto rates = number_list(o, name);
+    for (double r : rates)
+        if (!(r >= 0 && r <= 1)) o.reject(name, "every rate must be in [0, 1]");
+    return rates;
 }
 
 inline void apply_threads(const Options& o) {

@@ -86,10 +86,7 @@ int run_compare(const std::vector<std::string>& args) {
     const std::string count_mode = o.text("count-mode");
     if (count_mode != "reference" && count_mode != "exact") o.reject("count-mode", "expected reference or exact");
     co.fault.count_mode = count_mode == "reference" ? CountMode::reference : CountMode::ber;
-    for (float r : o.reals("rate")) {
-        if (!(r >= 0 && r <= 1)) o.reject("rate", "every rate must be in [0, 1]");
-        co.levels.push_back(std::stod(shortest(r)));  // 1e-7 as typed, so seeds match ironclad inject's
-    }
+    co.levels = rate_list(o, "rate");
     co.fault.seed = o.unsigned_integer("seed");
     co.max_trials = co.min_trials = static_cast<int>(o.integer("trials", 1));
     const std::string interval = o.text("interval");

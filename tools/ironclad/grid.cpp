@@ -20,17 +20,6 @@ namespace ironclad::cli {
 
 namespace {
 
-std::vector<double> parse_rates(const Options& o) {
-    std::vector<float> values;
-    if (!parse_reals(o.text("rate"), values)) o.reject("rate", "expected comma-separated rates, e.g. 1e-7,1e-6,1e-5");
-    std::vector<double> out;
-    for (float v : values) {
-        if (v < 0 || v > 1) o.reject("rate", "every rate must be in [0, 1]");
-        out.push_back(std::stod(shortest(v)));
-    }
-    return out;
-}
-
 std::string eps_label(float eps) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g/255", static_cast<double>(eps) * 255.0);
@@ -114,7 +103,7 @@ int run_grid(const std::vector<std::string>& args) {
     } catch (const std::invalid_argument& e) {
         throw UsageError(e.what());
     }
-    co.levels = parse_rates(o);
+    co.levels = rate_list(o, "rate");
     co.max_trials = static_cast<int>(o.integer("trials", 1));
     co.min_trials = std::min(co.max_trials, 2);
     co.store_activations = co.fault.faults_activations();

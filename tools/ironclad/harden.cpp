@@ -16,20 +16,6 @@
 
 namespace ironclad::cli {
 
-namespace {
-
-// Rates as doubles that print back as typed (1e-7, not 1.0000000116860974e-07), so campaign seeds match inject's.
-std::vector<double> rates_option(const Options& o, const std::string& name) {
-    std::vector<double> out;
-    for (float v : o.reals(name)) {
-        if (!(v >= 0 && v <= 1)) o.reject(name, "every rate must be in [0, 1]");
-        out.push_back(std::stod(shortest(v)));
-    }
-    return out;
-}
-
-}  // namespace
-
 int run_harden(const std::vector<std::string>& args) {
     Options o("harden", "--model NAME --weights FILE --data PATH --method METHOD --out FILE [options]",
               "Bounds every ReLU slot of trained weights: the bound of each slot (per layer, channel or neuron)\n"
@@ -140,7 +126,7 @@ int run_harden(const std::vector<std::string>& args) {
     if (h.proact.tolerance < 0) o.reject("tolerance", "must not be negative");
 
     if (o.given("search-images")) h.search_images = o.integer("search-images", 1);
-    h.ftclipact.rates = rates_option(o, "rates");
+    h.ftclipact.rates = rate_list(o, "rates");
     h.ftclipact.trials = static_cast<int>(o.integer("trials", 1));
     h.ftclipact.iterations = static_cast<int>(o.integer("iterations", 1));
     h.ftclipact.min_iterations = static_cast<int>(o.integer("min-iterations", 1));

@@ -20,20 +20,6 @@
 namespace ironclad::cli {
 namespace {
 
-std::vector<double> parse_levels(const Options& o, const std::string& name) {
-    std::vector<double> out;
-    const std::string text = o.text(name);
-    for (std::size_t pos = 0; pos <= text.size();) {
-        const std::size_t comma = std::min(text.find(',', pos), text.size());
-        double v = 0;
-        if (!parse_number(std::string_view(text).substr(pos, comma - pos), v) || !std::isfinite(v))
-            o.reject(name, "expected comma-separated numbers, e.g. 1e-7,1e-6,1e-5");
-        out.push_back(v);
-        pos = comma + 1;
-    }
-    return out;
-}
-
 // "LO-HI", one bit "K", or a named field of the format: sign, exponent, mantissa (float), integer, fraction (qI.F).
 std::pair<int, int> parse_bits(const Options& o, const StorageFormat& f) {
     const std::string text = o.text("bits");
@@ -221,14 +207,12 @@ int run_inject(const std::vector<std::string>& args) {
     if (o.given("flips")) {
         if (o.given("count-mode")) throw UsageError("--count-mode applies to --rate, not to --flips");
         fm.count_mode = CountMode::count;
-        co.levels = parse_levels(o, "flips");
+        co.levels = number_list(o, "flips");
         for (double k : co.levels)
             if (k < 0 || k != std::floor(k)) o.reject("flips", "expected non-negative whole numbers");
     } else {
         fm.count_mode = count_mode == "reference" ? CountMode::reference : CountMode::ber;
-        co.levels = parse_levels(o, "rate");
-        for (double r : co.levels)
-            if (r < 0 || r > 1) o.reject("rate", "every rate must be in [0, 1]");
+        co.levels = rate_list(o, "rate");
     }
     if (o.given("bits")) std::tie(fm.bit_lo, fm.bit_hi) = parse_bits(o, fm.format);
     if (o.given("layers")) fm.layers = split_names(o.text("layers"));
