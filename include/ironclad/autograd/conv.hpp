@@ -206,8 +206,48 @@ inline void pitch_plane(const float* plane, const ConvShape& s, const DepthwiseP
     for (std::int64_t oy = 0; oy < s.ho; ++oy) copy_floats(dst + oy * p.wq, plane + oy * s.wo, s.wo);
 }
 
+// What the forward applies to each output plane while it is still in cache: y = clamp(y + bias[o] + residual,
+// lo, hi), with clamp as relu's (NaN passes). Inference fusion (nn/fused_conv.hpp) uses it for a folded batch
+// norm's shift, a residual add and ReLU/ReLU6; the plain conv has only the bias.
+struct ConvEpilogue {
+    const Tensor<float>* residual = nullptr;  // [N,O,Ho,Wo], added after the bias
+    float lo = -std::numeric_limits<float>::infinity();
+    float hi = std::numeric_limits<float>::infinity();
+    bool clamps() const { return lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity(); }
+};
+
+// planes: `channels` output planes of `pixels` values from channel o0 of image n.
+inline void finish_planes(float* planes, std::int64_t n, std::int64_t o0, std::int64_t channels, std::int64_t pixels,
+                          const Tensor<float>* bias, const ConvEpilogue& e, const ConvShape& s) {
+    const float* res = e.residual ? e.residual->data() + (n * s.o + o0) * pixels : nullptr;
+    const bool clamps = e.clamps();
+    if (!bias && !res && !clamps) return;
+    const SimdFloat lo = simd_splat(e.lo), hi = simd_splat(e.hi);
+    for (std::int64_t c = 0; c < channels; ++c) {
+        float* p = planes + c * pixels;
+        const float* r = res ? res + c * pixels : nullptr;
+        const float b = bias ? (*bias)[o0 + c] : 0.0f;
+        const SimdFloat bv = simd_splat(b);
+        std::int64_t i = 0;
+        for (; i + kLanes <= pixels; i += kLanes) {
+            SimdFloat v = simd_load(p + i) + bv;
+            if (r) v += simd_load(r + i);
+            if (clamps) {
+                v = v < lo ? lo : v;  // lane-wise select: NaN compares false and passes, as in relu
+                v = v > hi ? hi : v;
+            }
+            simd_store(p + i, v);
+        }
+        for (; i < pixels; ++i) {
+            float v = p[i] + b;
+            if (r) v += r[i];
+            p[i] = v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
+        }
+    }
+}
+
 inline void depthwise_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
-                              const ConvShape& s, Tensor<float>& y) {
+                              const ConvShape& s, const ConvEpilogue& e, Tensor<float>& y) {
     const DepthwisePlan p = depthwise_plan(s);
     const auto taps = static_cast<std::int64_t>(p.tap.size());
     parallel_for(s.n * s.o, [&](std::int64_t i) {
@@ -224,6 +264,7 @@ inline void depthwise_forward(const Tensor<float>& x, const Tensor<float>& w, co
         }
         for (std::int64_t oy = 0; oy < s.ho; ++oy)
             copy_floats(y.data() + (i * s.ho + oy) * s.wo, acc + oy * p.wq, s.wo);
+        finish_planes(y.data() + i * s.pixels(), n, o, 1, s.pixels(), nullptr, e, s);
     }, s.pixels() * s.kh * s.kw);
 }
 
@@ -265,10 +306,10 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
 }
 
 inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
-                                    const ConvShape& s) {
+                                    const ConvShape& s, const ConvEpilogue& e = {}) {
     auto y = Tensor<float>::uninitialized({s.n, s.o, s.ho, s.wo});
     if (s.cg == 1) {
-        depthwise_forward(x, w, bias, s, y);
+        depthwise_forward(x, w, bias, s, e, y);
         return y;
     }
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
@@ -286,11 +327,7 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
                         });
             float* out = y.data() + (n * s.o + g * s.og) * s.pixels();
             transpose(pixel_major, s.pixels(), s.og, ld, out, s.pixels());
-            if (bias)
-                for (std::int64_t c = 0; c < s.og; ++c) {
-                    const float bc = (*bias)[g * s.og + c];
-                    for (std::int64_t p = 0; p < s.pixels(); ++p) out[c * s.pixels() + p] += bc;
-                }
+            finish_planes(out, n, g * s.og, s.og, s.pixels(), bias, e, s);
         }
     }, s.o * taps * s.pixels());
     return y;

@@ -11,6 +11,7 @@
 #include "ironclad/nn/activation.hpp"
 #include "ironclad/nn/batch_norm.hpp"
 #include "ironclad/nn/conv2d.hpp"
+#include "ironclad/nn/fused_conv.hpp"
 #include "ironclad/nn/dropout.hpp"
 #include "ironclad/nn/linear.hpp"
 #include "ironclad/nn/pooling.hpp"
@@ -61,7 +62,7 @@ public:
         conv_->add(std::make_shared<BatchNorm2d>(out));
     }
     // x: [N,in,H,W] -> [N,out,H/stride,W/stride]; the projection stays linear (no activation after it).
-    Var forward(const Var& x) override { return residual_ ? add(x, (*conv_)(x)) : (*conv_)(x); }
+    Var forward(const Var& x) override { return residual_ ? add(x, forward_fused(*conv_, x)) : forward_fused(*conv_, x); }
     std::string type_name() const override { return "InvertedResidual"; }
 
 private:

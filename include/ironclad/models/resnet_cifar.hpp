@@ -11,6 +11,7 @@
 #include "ironclad/nn/activation.hpp"
 #include "ironclad/nn/batch_norm.hpp"
 #include "ironclad/nn/conv2d.hpp"
+#include "ironclad/nn/fused_conv.hpp"
 #include "ironclad/nn/linear.hpp"
 #include "ironclad/nn/pooling.hpp"
 #include "ironclad/nn/sequential.hpp"
@@ -45,14 +46,17 @@ public:
     }
     // x: [N,in,H,W] -> [N,out,H/stride,W/stride]
     Var forward(const Var& x) override {
-        Var y = (*relu1_)((*bn1_)((*conv1_)(x)));
-        y = (*bn2_)((*conv2_)(y));
-        Var skip = x;
-        if (downsample_)
-            skip = (*downsample_)(x);
-        else if (stride_ != 1 || in_ != out_)
-            skip = shortcut_option_a(x, out_, stride_);
-        return (*relu2_)(add(y, skip));
+        auto shortcut = [&] {
+            if (downsample_) return forward_fused(*downsample_, x);
+            return stride_ != 1 || in_ != out_ ? shortcut_option_a(x, out_, stride_) : x;
+        };
+        Var y = conv_bn_act(x, *conv1_, *bn1_, relu1_.get());
+        if (can_fuse_conv_bn(*conv2_, *bn2_)) {
+            const Var skip = shortcut();
+            return conv_bn_act(y, *conv2_, *bn2_, relu2_.get(), &skip);
+        }
+        y = (*bn2_)((*conv2_)(y));  // PyTorch's order: the shortcut's modules run after bn2
+        return (*relu2_)(add(y, shortcut()));
     }
     std::string type_name() const override { return "BasicBlock"; }
 

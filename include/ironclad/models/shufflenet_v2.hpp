@@ -10,6 +10,7 @@
 #include "ironclad/nn/activation.hpp"
 #include "ironclad/nn/batch_norm.hpp"
 #include "ironclad/nn/conv2d.hpp"
+#include "ironclad/nn/fused_conv.hpp"
 #include "ironclad/nn/linear.hpp"
 #include "ironclad/nn/pooling.hpp"
 #include "ironclad/nn/sequential.hpp"
@@ -59,9 +60,9 @@ public:
         Var y;
         if (stride_ == 1) {
             auto halves = split_channels(x, {in_ / 2, in_ - in_ / 2});
-            y = concat_channels({halves[0], (*branch2_)(halves[1])});
+            y = concat_channels({halves[0], forward_fused(*branch2_, halves[1])});
         } else {
-            y = concat_channels({(*branch1_)(x), (*branch2_)(x)});
+            y = concat_channels({forward_fused(*branch1_, x), forward_fused(*branch2_, x)});
         }
         return channel_shuffle(y, 2);
     }

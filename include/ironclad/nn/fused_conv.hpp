@@ -1,0 +1,101 @@
+// Inference fusion: conv -> batch norm [-> + residual] [-> ReLU/ReLU6] as one convolution pass.
+//
+// Contract: conv_bn_act(x, conv, bn, act, residual) returns act(bn(conv(x)) + residual) (act and residual
+// optional). It fuses when gradients are off, the batch norm is in eval mode, and neither the conv nor the batch
+// norm carries an output hook (a fault injector or probe must see their outputs): the batch norm is folded into
+// the weights, w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta, and the
+// residual add and a plain ReLU/ReLU6 (slot and implementation without hooks) are applied to each image's output
+// while it is in cache. Folding is redone on every call from the stored parameters, so faults flipped into the
+// weights or batch-norm parameters take effect. Otherwise the modules run one by one through operator(), exactly
+// as unfused. Fused and unfused results differ by float rounding only (about 1e-6 relative).
+// forward_fused(seq, x) runs a Sequential with every Conv2d, BatchNorm2d[, ActivationSlot] run fused; blocks
+// that form a single stage of the stage chain use it for their inner sequences, so a flattened chain and the
+// model's forward stay bit-identical.
+#pragma once
+
+#include "ironclad/autograd/elementwise.hpp"
+#include "ironclad/nn/activation.hpp"
+#include "ironclad/nn/batch_norm.hpp"
+#include "ironclad/nn/conv2d.hpp"
+#include "ironclad/nn/sequential.hpp"
+
+#include <cmath>
+
+namespace ironclad {
+
+inline bool can_fuse_conv_bn(Conv2d& conv, BatchNorm2d& bn) {
+    return !grad_enabled() && !bn.is_training() && !conv.has_output_hook() && !bn.has_output_hook();
+}
+
+namespace detail {
+
+// The clamp of a plain ReLU/ReLU6 in `act` that the epilogue can apply, or false when it must run as a module.
+inline bool fusable_activation(ActivationSlot* act, ConvEpilogue& e) {
+    if (!act || act->has_output_hook() || act->impl().has_output_hook()) return false;
+    if (dynamic_cast<ReLU*>(&act->impl())) {
+        e.lo = 0.0f;
+        return true;
+    }
+    if (dynamic_cast<ReLU6*>(&act->impl())) {
+        e.lo = 0.0f, e.hi = 6.0f;
+        return true;
+    }
+    return false;
+}
+
+}  // namespace detail
+
+inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSlot* act = nullptr,
+                       const Var* residual = nullptr) {
+    if (!can_fuse_conv_bn(conv, bn)) {
+        Var y = bn(conv(x));
+        if (residual) y = add(y, *residual);
+        return act ? (*act)(y) : y;
+    }
+    const Conv2dSpec& spec = conv.spec();
+    const detail::ConvShape s =
+        detail::conv_shape(x, conv.weight(), conv.bias(), Conv2dOptions{spec.stride, spec.padding, spec.groups});
+    if (residual && residual->shape() != Shape{s.n, s.o, s.ho, s.wo})
+        throw std::invalid_argument("conv_bn_act: residual " + shape_str(residual->shape()) +
+                                    " does not match the conv output");
+    const Tensor<float>& w = conv.weight().value();
+    const std::int64_t per_out = w.numel() / s.o;
+    auto folded = Tensor<float>::uninitialized(w.shape());
+    Tensor<float> shift({s.o});
+    for (std::int64_t o = 0; o < s.o; ++o) {
+        // The same scale as batch_norm2d's eval mode computes.
+        const float scale = bn.weight().value()[o] * (1.0f / std::sqrt(bn.running_var()[o] + bn.eps()));
+        for (std::int64_t i = 0; i < per_out; ++i) folded[o * per_out + i] = w[o * per_out + i] * scale;
+        const float b = conv.bias().defined() ? conv.bias().value()[o] : 0.0f;
+        shift[o] = (b - bn.running_mean()[o]) * scale + bn.bias().value()[o];
+    }
+    detail::ConvEpilogue e;
+    if (residual) e.residual = &residual->value();
+    const bool act_fused = detail::fusable_activation(act, e);
+    Var y(detail::conv2d_forward(x.value(), folded, &shift, s, e));
+    return act && !act_fused ? (*act)(y) : y;
+}
+
+inline Var forward_fused(Sequential& seq, const Var& x) {
+    if (seq.has_output_hook()) return seq(x);  // its hook must see the sequence's output, as through operator()
+    const auto& parts = seq.children();
+    Var y = x;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (auto* inner = dynamic_cast<Sequential*>(parts[i].second.get())) {
+            y = forward_fused(*inner, y);
+            continue;
+        }
+        auto* conv = dynamic_cast<Conv2d*>(parts[i].second.get());
+        auto* bn = i + 1 < parts.size() ? dynamic_cast<BatchNorm2d*>(parts[i + 1].second.get()) : nullptr;
+        if (!conv || !bn || !can_fuse_conv_bn(*conv, *bn)) {
+            y = (*parts[i].second)(y);
+            continue;
+        }
+        auto* act = i + 2 < parts.size() ? dynamic_cast<ActivationSlot*>(parts[i + 2].second.get()) : nullptr;
+        y = conv_bn_act(y, *conv, *bn, act);
+        i += act ? 2 : 1;
+    }
+    return y;
+}
+
+}  // namespace ironclad
