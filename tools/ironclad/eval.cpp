@@ -5,6 +5,7 @@
 #include "report.hpp"
 
 #include "ironclad/exact/exact_network.hpp"
+#include "ironclad/inference/inference_plan.hpp"
 #include "ironclad/nn/number_format.hpp"
 #include "ironclad/training/checkpoint.hpp"
 #include "ironclad/training/evaluate.hpp"
@@ -96,7 +97,7 @@ int run_eval(const std::vector<std::string>& args) {
     const std::int64_t batches = (ds.size() + batch - 1) / batch;
     Progress progress(o.given("progress") || stderr_is_terminal(), "eval");
     const auto t0 = std::chrono::steady_clock::now();
-    const EvalResult r = evaluate(*evaluated, ds, lo, [&](std::int64_t done, std::int64_t) {
+    const EvalResult r = evaluate_planned(*evaluated, ds, lo, [&](std::int64_t done, std::int64_t) {
         progress.update((done + batch - 1) / batch, batches, done);
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -88,16 +88,17 @@ inline constexpr std::int64_t kGradChunks = 8;
 // Thread scratch slots.
 inline constexpr int kPaddedInputSlot = 0, kPaddedGradSlot = 1, kGradTransposeSlot = 2, kPixelMajorSlot = 3;
 
-// dst: [planes, hp, wp] holding src [planes, h, w] at (top, left), zeros elsewhere.
-inline void pad_planes(const float* src, std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t top,
+// dst: [planes, hp, wp] holding src [planes, h, w] at (top, left), zeros elsewhere. Loop-to-memset conversion is
+// off here: it turns the one- or two-float borders of every row into library calls that cost more than the copy.
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void pad_planes(const float* src, std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t top,
                        std::int64_t left, std::int64_t hp, std::int64_t wp, float* dst) {
     for (std::int64_t p = 0; p < planes; ++p, src += h * w, dst += hp * wp) {
         std::fill(dst, dst + top * wp, 0.0f);
         for (std::int64_t y = 0; y < h; ++y) {
             float* row = dst + (top + y) * wp;
-            std::fill(row, row + left, 0.0f);
+            for (std::int64_t i = 0; i < left; ++i) row[i] = 0.0f;
             copy_floats(row + left, src + y * w, w);
-            std::fill(row + left + w, row + wp, 0.0f);
+            for (std::int64_t i = left + w; i < wp; ++i) row[i] = 0.0f;
         }
         std::fill(dst + (top + h) * wp, dst + hp * wp, 0.0f);
     }
@@ -213,59 +214,87 @@ struct ConvEpilogue {
     const Tensor<float>* residual = nullptr;  // [N,O,Ho,Wo], added after the bias
     float lo = -std::numeric_limits<float>::infinity();
     float hi = std::numeric_limits<float>::infinity();
-    bool clamps() const { return lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity(); }
 };
 
-// planes: `channels` output planes of `pixels` values from channel o0 of image n.
-inline void finish_planes(float* planes, std::int64_t n, std::int64_t o0, std::int64_t channels, std::int64_t pixels,
-                          const Tensor<float>* bias, const ConvEpilogue& e, const ConvShape& s) {
-    const float* res = e.residual ? e.residual->data() + (n * s.o + o0) * pixels : nullptr;
-    const bool clamps = e.clamps();
-    if (!bias && !res && !clamps) return;
-    const SimdFloat lo = simd_splat(e.lo), hi = simd_splat(e.hi);
-    for (std::int64_t c = 0; c < channels; ++c) {
-        float* p = planes + c * pixels;
-        const float* r = res ? res + c * pixels : nullptr;
-        const float b = bias ? (*bias)[o0 + c] : 0.0f;
-        const SimdFloat bv = simd_splat(b);
-        std::int64_t i = 0;
-        for (; i + kLanes <= pixels; i += kLanes) {
-            SimdFloat v = simd_load(p + i) + bv;
-            if (r) v += simd_load(r + i);
-            if (clamps) {
-                v = v < lo ? lo : v;  // lane-wise select: NaN compares false and passes, as in relu
-                v = v > hi ? hi : v;
-            }
-            simd_store(p + i, v);
-        }
-        for (; i < pixels; ++i) {
-            float v = p[i] + b;
-            if (r) v += r[i];
-            p[i] = v < e.lo ? e.lo : (v > e.hi ? e.hi : v);
-        }
+// The epilogue of one image: bias [O] and this image's residual [O,Ho,Wo], either may be null.
+struct ImageEpilogue {
+    const float* bias = nullptr;
+    const float* residual = nullptr;
+    float lo = -std::numeric_limits<float>::infinity();
+    float hi = std::numeric_limits<float>::infinity();
+    bool clamps() const {
+        return lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity();
     }
+    float apply(float v, std::int64_t o, std::int64_t at) const {
+        if (bias) v += bias[o];
+        if (residual) v += residual[at];
+        return v < lo ? lo : (v > hi ? hi : v);
+    }
+    SimdFloat apply(SimdFloat v, std::int64_t o, std::int64_t at) const {
+        if (bias) v += simd_splat(bias[o]);
+        if (residual) v += simd_load(residual + at);
+        if (clamps()) {
+            v = v < simd_splat(lo) ? simd_splat(lo) : v;  // lane-wise select: NaN compares false and passes
+            v = v > simd_splat(hi) ? simd_splat(hi) : v;
+        }
+        return v;
+    }
+};
+
+inline ImageEpilogue image_epilogue(const Tensor<float>* bias, const ConvEpilogue& e, const ConvShape& s,
+                                    std::int64_t n) {
+    return {bias ? bias->data() : nullptr, e.residual ? e.residual->data() + n * s.o * s.pixels() : nullptr, e.lo,
+            e.hi};
 }
 
-inline void depthwise_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
-                              const ConvShape& s, const ConvEpilogue& e, Tensor<float>& y) {
-    const DepthwisePlan p = depthwise_plan(s);
-    const auto taps = static_cast<std::int64_t>(p.tap.size());
-    parallel_for(s.n * s.o, [&](std::int64_t i) {
-        const std::int64_t n = i / s.o, o = i % s.o;
-        float* phases = thread_scratch(kPaddedInputSlot, s.stride * s.stride * p.phase_size);
-        float* acc = thread_scratch(kPixelMajorSlot, p.span);
-        split_phases(x.data() + (n * s.c + o / s.og) * s.h * s.w, s, p, phases);
-        const float* k = w.data() + o * taps;
-        const SimdFloat b = simd_splat(bias ? (*bias)[o] : 0.0f);
-        for (std::int64_t q = 0; q < p.span; q += kLanes) {
-            SimdFloat v = b;
-            for (std::int64_t t = 0; t < taps; ++t) v += simd_splat(k[t]) * simd_load(phases + p.tap[t] + q);
-            simd_store(acc + q, v);
+// Output plane o of an image, [pixels], finished in place.
+inline void finish_plane(float* plane, std::int64_t o, std::int64_t pixels, const ImageEpilogue& e) {
+    if (!e.bias && !e.residual && !e.clamps()) return;
+    std::int64_t i = 0;
+    for (; i + kLanes <= pixels; i += kLanes) simd_store(plane + i, e.apply(simd_load(plane + i), o, o * pixels + i));
+    for (; i < pixels; ++i) plane[i] = e.apply(plane[i], o, o * pixels + i);
+}
+
+// out[o][p] = the epilogue of pm[p][o - o0] for p < pixels, o0 <= o < o0 + channels: a GEMM's pixel-major result
+// transposed into an image's NCHW planes with the epilogue applied in registers (one pass, not two). pm has
+// ld >= channels rounded up to kLanes columns.
+inline void transpose_finish(const float* pm, std::int64_t ld, std::int64_t o0, std::int64_t channels,
+                             std::int64_t pixels, const ImageEpilogue& e, float* out) {
+    std::int64_t p0 = 0;
+    for (; p0 + kLanes <= pixels; p0 += kLanes)
+        for (std::int64_t c0 = 0; c0 < channels; c0 += kLanes) {
+            SimdFloat v[kLanes];
+            for (int i = 0; i < kLanes; ++i) v[i] = simd_load(pm + (p0 + i) * ld + c0);
+            simd_transpose(v);
+            const std::int64_t nc = std::min<std::int64_t>(kLanes, channels - c0);
+            for (std::int64_t i = 0; i < nc; ++i) {
+                const std::int64_t o = o0 + c0 + i;
+                simd_store(out + o * pixels + p0, e.apply(v[i], o, o * pixels + p0));
+            }
         }
-        for (std::int64_t oy = 0; oy < s.ho; ++oy)
-            copy_floats(y.data() + (i * s.ho + oy) * s.wo, acc + oy * p.wq, s.wo);
-        finish_planes(y.data() + i * s.pixels(), n, o, 1, s.pixels(), nullptr, e, s);
-    }, s.pixels() * s.kh * s.kw);
+    for (; p0 < pixels; ++p0)
+        for (std::int64_t c = 0; c < channels; ++c)
+            out[(o0 + c) * pixels + p0] = e.apply(pm[p0 * ld + c], o0 + c, (o0 + c) * pixels + p0);
+}
+
+// Depthwise output plane o of one image (img: its [C,H,W] input) into plane [Ho,Wo], bias and epilogue applied.
+inline void depthwise_plane(const float* img, const float* w, const DepthwisePlan& p, const ConvShape& s,
+                            std::int64_t o, const ImageEpilogue& e, float* plane) {
+    const auto taps = static_cast<std::int64_t>(p.tap.size());
+    float* phases = thread_scratch(kPaddedInputSlot, s.stride * s.stride * p.phase_size);
+    float* acc = thread_scratch(kPixelMajorSlot, p.span);
+    split_phases(img + (o / s.og) * s.h * s.w, s, p, phases);
+    const float* k = w + o * taps;
+    const SimdFloat b = simd_splat(e.bias ? e.bias[o] : 0.0f);
+    for (std::int64_t q = 0; q < p.span; q += kLanes) {
+        SimdFloat v = b;
+        for (std::int64_t t = 0; t < taps; ++t) v += simd_splat(k[t]) * simd_load(phases + p.tap[t] + q);
+        simd_store(acc + q, v);
+    }
+    for (std::int64_t oy = 0; oy < s.ho; ++oy) copy_floats(plane + oy * s.wo, acc + oy * p.wq, s.wo);
+    ImageEpilogue rest = e;
+    rest.bias = nullptr;  // already in the accumulator's start
+    finish_plane(plane, o, s.pixels(), rest);
 }
 
 inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
@@ -305,31 +334,47 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
         }, s.n * s.pixels() * taps);
 }
 
+// One image of a convolution with more than one input channel per group: img [C,H,W] -> out [O,Ho,Wo], with
+// `packed` from pack_forward_weights and `t` from conv_tables.
+inline void conv_image(const float* img, const float* packed, const ConvTables& t, const ConvShape& s,
+                       const ImageEpilogue& e, float* out) {
+    const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
+    const float* src = img;
+    if (s.pad > 0) {
+        float* dst = thread_scratch(kPaddedInputSlot, s.c * s.hp() * s.wp());
+        pad_planes(img, s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
+        src = dst;
+    }
+    // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
+    float* pixel_major = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
+    for (std::int64_t g = 0; g < s.groups; ++g) {
+        gather_gemm(src + g * group_in, t.pixel, t.tap, packed + g * taps * ld, ld,
+                    [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
+                        for (int r = 0; r < rows; ++r)
+                            copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
+                    });
+        transpose_finish(pixel_major, ld, g * s.og, s.og, s.pixels(), e, out);
+    }
+}
+
 inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                                     const ConvShape& s, const ConvEpilogue& e = {}) {
     auto y = Tensor<float>::uninitialized({s.n, s.o, s.ho, s.wo});
+    const std::int64_t in_size = s.c * s.h * s.w, out_size = s.o * s.pixels();
     if (s.cg == 1) {
-        depthwise_forward(x, w, bias, s, e, y);
+        const DepthwisePlan p = depthwise_plan(s);
+        parallel_for(s.n * s.o, [&](std::int64_t i) {
+            const std::int64_t n = i / s.o, o = i % s.o;
+            depthwise_plane(x.data() + n * in_size, w.data(), p, s, o, image_epilogue(bias, e, s, n),
+                            y.data() + i * s.pixels());
+        }, s.pixels() * s.kh * s.kw);
         return y;
     }
-    const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
     const Tensor<float> packed = pack_forward_weights(w, s);
     const ConvTables t = conv_tables(s);
     parallel_for(s.n, [&](std::int64_t n) {
-        const float* img = padded_image(x, n, s);
-        // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
-        float* pixel_major = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
-        for (std::int64_t g = 0; g < s.groups; ++g) {
-            gather_gemm(img + g * group_in, t.pixel, t.tap, packed.data() + g * taps * ld, ld,
-                        [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
-                            for (int r = 0; r < rows; ++r)
-                                copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
-                        });
-            float* out = y.data() + (n * s.o + g * s.og) * s.pixels();
-            transpose(pixel_major, s.pixels(), s.og, ld, out, s.pixels());
-            finish_planes(out, n, g * s.og, s.og, s.pixels(), bias, e, s);
-        }
-    }, s.o * taps * s.pixels());
+        conv_image(x.data() + n * in_size, packed.data(), t, s, image_epilogue(bias, e, s, n), y.data() + n * out_size);
+    }, s.o * s.taps() * s.pixels());
     return y;
 }
 

@@ -48,14 +48,16 @@ struct NormShape {
 };
 
 // Per channel c: out plane = (in - mean[c]) * scale[c] + shift[c].
+// dst = (src - m) * k + b over one plane; shared with the inference plan so both round alike.
+inline void normalize_plane(const float* src, float* dst, std::int64_t count, float m, float k, float b) {
+    for (std::int64_t j = 0; j < count; ++j) dst[j] = (src[j] - m) * k + b;
+}
+
 inline void normalize_planes(const float* in, float* out, const NormShape& s, const float* mean, const float* scale,
                              const float* shift) {
     parallel_for(s.n * s.c, [&](std::int64_t i) {
         const std::int64_t c = i % s.c;
-        const float m = mean[c], k = scale[c], b = shift[c];
-        const float* src = in + i * s.plane;
-        float* dst = out + i * s.plane;
-        for (std::int64_t j = 0; j < s.plane; ++j) dst[j] = (src[j] - m) * k + b;
+        normalize_plane(in + i * s.plane, out + i * s.plane, s.plane, mean[c], scale[c], shift[c]);
     }, s.plane);
 }
 

@@ -55,6 +55,34 @@ inline PoolGeometry pool_geometry(const char* op, const Var& x, int kernel, int 
     return {v.dim(0) * v.dim(1), h, w, oh, ow, kernel, stride, padding};
 }
 
+// One plane [h, w] -> [oh, ow]; argmax (may be null) gets each output's index within the plane.
+inline void max_pool_plane(const float* in, const PoolGeometry& g, float* out, std::int32_t* argmax) {
+    for (std::int64_t i = 0; i < g.oh; ++i)
+        for (std::int64_t j = 0; j < g.ow; ++j) {
+            const auto win = g.window(i, j);
+            std::int64_t best = win.h0 * g.w + win.w0;
+            float best_value = -std::numeric_limits<float>::infinity();
+            for (std::int64_t r = win.h0; r < win.h1; ++r)
+                for (std::int64_t c = win.w0; c < win.w1; ++c) {
+                    const float v = in[r * g.w + c];
+                    if (v > best_value || std::isnan(v)) {
+                        best_value = v;
+                        best = r * g.w + c;
+                    }
+                }
+            out[i * g.ow + j] = best_value;
+            if (argmax) argmax[i * g.ow + j] = static_cast<std::int32_t>(best);
+        }
+}
+
+// The mean of one plane of `area` values.
+inline float plane_mean(const float* in, std::int64_t area) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t i = 0; i < area; ++i) s += in[i];
+    return s / static_cast<float>(area);
+}
+
 }  // namespace detail
 
 inline Var max_pool2d(const Var& x, int kernel, int stride, int padding = 0) {
@@ -67,26 +95,8 @@ inline Var max_pool2d(const Var& x, int kernel, int stride, int padding = 0) {
     float* yp = y.data();
     std::int32_t* ap = argmax.empty() ? nullptr : argmax.data();
 #pragma omp parallel for schedule(static) if (g.parallel())
-    for (std::int64_t plane = 0; plane < g.planes; ++plane) {
-        const float* in = xp + plane * in_plane;
-        for (std::int64_t i = 0; i < g.oh; ++i)
-            for (std::int64_t j = 0; j < g.ow; ++j) {
-                const auto win = g.window(i, j);
-                std::int64_t best = win.h0 * g.w + win.w0;
-                float best_value = -std::numeric_limits<float>::infinity();
-                for (std::int64_t r = win.h0; r < win.h1; ++r)
-                    for (std::int64_t c = win.w0; c < win.w1; ++c) {
-                        const float v = in[r * g.w + c];
-                        if (v > best_value || std::isnan(v)) {
-                            best_value = v;
-                            best = r * g.w + c;
-                        }
-                    }
-                const std::int64_t o = plane * out_plane + i * g.ow + j;
-                yp[o] = best_value;
-                if (ap) ap[o] = static_cast<std::int32_t>(best);
-            }
-    }
+    for (std::int64_t plane = 0; plane < g.planes; ++plane)
+        detail::max_pool_plane(xp + plane * in_plane, g, yp + plane * out_plane, ap ? ap + plane * out_plane : nullptr);
     return make_result(std::move(y), {&x}, [g, argmax = std::move(argmax), in_plane, out_plane](Node& n) {
         const float* gp = n.grad.data();
         float* d = n.parents[0]->grad_buffer().data();
@@ -146,12 +156,7 @@ inline Var global_avg_pool(const Var& x) {
     const float* xp = v.data();
     float* yp = y.data();
 #pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-        float s = 0;
-#pragma omp simd reduction(+ : s)
-        for (std::int64_t i = 0; i < area; ++i) s += xp[plane * area + i];
-        yp[plane] = s / static_cast<float>(area);
-    }
+    for (std::int64_t plane = 0; plane < planes; ++plane) yp[plane] = detail::plane_mean(xp + plane * area, area);
     return make_result(std::move(y), {&x}, [planes, area, parallel](Node& n) {
         const float* gp = n.grad.data();
         float* d = n.parents[0]->grad_buffer().data();

@@ -255,12 +255,6 @@ struct ExactShuffleUnit : ExactOp {
     }
 };
 
-inline Module* child(Module& m, const std::string& name) {
-    for (auto& [n, c] : m.children())
-        if (n == name) return c.get();
-    return nullptr;
-}
-
 inline void collect_convs(Module& m, std::vector<Conv2d*>& out) {
     if (auto* conv = dynamic_cast<Conv2d*>(&m)) out.push_back(conv);
     for (auto& [n, c] : m.children()) collect_convs(*c, out);
@@ -278,7 +272,7 @@ inline std::unique_ptr<detail::ExactOp> ExactNetwork::compile(Module& m) {
         return std::unique_ptr<ExactOp>(std::move(op));
     };
     auto sub = [&](const std::string& child_name) -> std::unique_ptr<ExactOp> {
-        Module* c = detail::child(m, child_name);
+        Module* c = m.child(child_name);
         return c ? compile(*c) : nullptr;
     };
     if (auto* conv = dynamic_cast<Conv2d*>(&m)) {
@@ -351,7 +345,7 @@ inline std::unique_ptr<detail::ExactOp> ExactNetwork::compile(Module& m) {
         op->bn2 = sub("bn2");
         op->downsample = sub("downsample");
         op->relu2 = sub("relu2");
-        const auto& spec = dynamic_cast<Conv2d&>(*detail::child(m, "conv1")).spec();
+        const auto& spec = dynamic_cast<Conv2d&>(*m.child("conv1")).spec();
         op->out_channels = spec.out_channels;
         op->stride = spec.stride;
         return make(std::move(op));

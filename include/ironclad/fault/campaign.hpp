@@ -222,7 +222,11 @@ public:
         }
         prepare_sites();
         stages_ = flatten_stages(model_);  // after prepare_sites: a hooked module stays one stage
-        chain_ = StageChain(stages_, exact_.get());
+        if (!exact_ && data_.batches.front().ndim() == 4) {
+            const Shape& in = data_.batches.front().shape();
+            plan_ = std::make_unique<InferencePlan>(model_, Shape{in[1], in[2], in[3]});
+        }
+        chain_ = StageChain(stages_, exact_.get(), plan_.get());
         stage_of_ = stage_of_module(model_, stages_);
         for (auto& t : injector_->targets())
             target_stage_.push_back(static_cast<int>(stage_index(parameter_module(t.name))));
@@ -696,6 +700,7 @@ private:
     std::vector<std::int64_t> current_rows_;
     std::vector<std::pair<Module*, OutputHook>> saved_hooks_;
     std::unique_ptr<ExactNetwork> exact_;
+    std::unique_ptr<InferencePlan> plan_;  // float trials' restarts
     StageChain chain_;
     std::vector<std::map<std::string, SaturationCounts>> golden_counts_;
     std::vector<std::vector<StageValue>> cache_;

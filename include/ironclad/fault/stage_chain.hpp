@@ -1,5 +1,7 @@
 // StageChain: the forward pass a fault campaign restarts from cached stage inputs, in one of the two arithmetic
 // modes: float modules (storage emulation) or an ExactNetwork built on the same stages (exact integer arithmetic).
+// In float mode an InferencePlan of the same model, when given, runs the restarts (bit for bit the modules'
+// result, faster); single stages always run as modules.
 //
 // Contract: a StageValue is what flows between stages (float activations, or raws of the exact format); stage s of
 // the chain is stage s of the model in both modes, so cached values, fault sites and restart points agree.
@@ -7,8 +9,9 @@
 // non-finite.
 #pragma once
 
-#include "ironclad/exact/exact_network.hpp"
 #include "ironclad/autograd/losses.hpp"
+#include "ironclad/exact/exact_network.hpp"
+#include "ironclad/inference/inference_plan.hpp"
 
 #include <span>
 #include <variant>
@@ -21,8 +24,11 @@ using StageValue = std::variant<Tensor<float>, RawTensor>;
 class StageChain {
 public:
     StageChain() = default;
-    explicit StageChain(std::vector<Module*> stages, ExactNetwork* exact = nullptr)
-        : stages_(std::move(stages)), exact_(exact) {}
+    explicit StageChain(std::vector<Module*> stages, ExactNetwork* exact = nullptr, InferencePlan* plan = nullptr)
+        : stages_(std::move(stages)), exact_(exact), plan_(exact ? nullptr : plan) {
+        if (plan_ && plan_->stages() != stages_.size())
+            throw std::logic_error("StageChain: the inference plan was built on other stages");
+    }
 
     std::size_t size() const { return stages_.size(); }
     const std::vector<Module*>& stages() const { return stages_; }
@@ -38,6 +44,7 @@ public:
     }
     StageValue run(std::size_t from, const StageValue& x) const {
         if (exact_) return exact_->run(from, std::get<RawTensor>(x));
+        if (plan_) return plan_->run(from, std::get<Tensor<float>>(x));
         return run_stages(stages_, from, Var(std::get<Tensor<float>>(x))).value();
     }
 
@@ -79,6 +86,7 @@ public:
 private:
     std::vector<Module*> stages_;
     ExactNetwork* exact_ = nullptr;
+    InferencePlan* plan_ = nullptr;
 };
 
 }  // namespace ironclad

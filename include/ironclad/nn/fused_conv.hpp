@@ -20,6 +20,7 @@
 #include "ironclad/nn/sequential.hpp"
 
 #include <cmath>
+#include <utility>
 
 namespace ironclad {
 
@@ -45,6 +46,22 @@ inline bool fusable_activation(ActivationSlot* act, ConvEpilogue& e) {
 
 }  // namespace detail
 
+// The conv's weights and bias with the eval-mode batch norm after it folded in: {w', b'}.
+inline std::pair<Tensor<float>, Tensor<float>> fold_batch_norm(Conv2d& conv, BatchNorm2d& bn) {
+    const Tensor<float>& w = conv.weight().value();
+    const std::int64_t outs = w.dim(0), per_out = w.numel() / outs;
+    auto folded = Tensor<float>::uninitialized(w.shape());
+    Tensor<float> shift({outs});
+    for (std::int64_t o = 0; o < outs; ++o) {
+        // The same scale as batch_norm2d's eval mode computes.
+        const float scale = bn.weight().value()[o] * (1.0f / std::sqrt(bn.running_var()[o] + bn.eps()));
+        for (std::int64_t i = 0; i < per_out; ++i) folded[o * per_out + i] = w[o * per_out + i] * scale;
+        const float b = conv.bias().defined() ? conv.bias().value()[o] : 0.0f;
+        shift[o] = (b - bn.running_mean()[o]) * scale + bn.bias().value()[o];
+    }
+    return {std::move(folded), std::move(shift)};
+}
+
 inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSlot* act = nullptr,
                        const Var* residual = nullptr) {
     if (!can_fuse_conv_bn(conv, bn)) {
@@ -58,17 +75,7 @@ inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSl
     if (residual && residual->shape() != Shape{s.n, s.o, s.ho, s.wo})
         throw std::invalid_argument("conv_bn_act: residual " + shape_str(residual->shape()) +
                                     " does not match the conv output");
-    const Tensor<float>& w = conv.weight().value();
-    const std::int64_t per_out = w.numel() / s.o;
-    auto folded = Tensor<float>::uninitialized(w.shape());
-    Tensor<float> shift({s.o});
-    for (std::int64_t o = 0; o < s.o; ++o) {
-        // The same scale as batch_norm2d's eval mode computes.
-        const float scale = bn.weight().value()[o] * (1.0f / std::sqrt(bn.running_var()[o] + bn.eps()));
-        for (std::int64_t i = 0; i < per_out; ++i) folded[o * per_out + i] = w[o * per_out + i] * scale;
-        const float b = conv.bias().defined() ? conv.bias().value()[o] : 0.0f;
-        shift[o] = (b - bn.running_mean()[o]) * scale + bn.bias().value()[o];
-    }
+    const auto [folded, shift] = fold_batch_norm(conv, bn);
     detail::ConvEpilogue e;
     if (residual) e.residual = &residual->value();
     const bool act_fused = detail::fusable_activation(act, e);

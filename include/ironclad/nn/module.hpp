@@ -55,6 +55,12 @@ public:
     bool is_training() const { return training_; }
 
     const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+    // The direct child registered as `name`, or null.
+    Module* child(const std::string& name) const {
+        for (auto& [n, c] : children_)
+            if (n == name) return c.get();
+        return nullptr;
+    }
 
     // Every parameter of this module and its descendants, with dotted PyTorch names.
     std::vector<std::pair<std::string, Var>> named_parameters() const {

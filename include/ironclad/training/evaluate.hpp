@@ -17,9 +17,14 @@ struct EvalResult {
     std::int64_t images = 0;
 };
 
-// progress(done_images, total_images) is called after each batch.
-inline EvalResult evaluate(Module& model, const Dataset& data, LoaderOptions opt,
-                           const std::function<void(std::int64_t, std::int64_t)>& progress = {}) {
+using EvalProgress = std::function<void(std::int64_t, std::int64_t)>;
+// The logits of a batch of images, computed by the model in eval mode (e.g. through an inference plan).
+using EvalForward = std::function<Tensor<float>(const Tensor<float>&)>;
+
+// progress(done_images, total_images) is called after each batch. forward, when given, computes the logits in
+// place of model(x) (the model is still switched to eval mode and back).
+inline EvalResult evaluate(Module& model, const Dataset& data, LoaderOptions opt, const EvalProgress& progress = {},
+                           const EvalForward& forward = {}) {
     NoGradGuard no_grad;
     const bool was_training = model.is_training();
     model.eval();
@@ -33,7 +38,7 @@ inline EvalResult evaluate(Module& model, const Dataset& data, LoaderOptions opt
     EvalResult r;
     double loss_sum = 0, top1 = 0, top5 = 0;
     while (loader.next(batch)) {
-        Var logits = model(Var(batch.images));
+        Var logits = forward ? Var(forward(batch.images)) : model(Var(batch.images));
         const auto n = static_cast<std::int64_t>(batch.labels.size());
         loss_sum += static_cast<double>(cross_entropy(logits, batch.labels).value()[0]) * static_cast<double>(n);
         top1 += static_cast<double>(count_topk_correct(logits.value(), batch.labels, 1));
