@@ -23,6 +23,7 @@
 #include "ironclad/autograd/losses.hpp"
 #include "ironclad/core/allocator.hpp"
 #include "ironclad/exact/exact_network.hpp"
+#include "ironclad/inference/inference_plan.hpp"
 #include "ironclad/models/registry.hpp"
 #include "ironclad/optim/sgd.hpp"
 
@@ -104,12 +105,12 @@ struct EngineModel {
         model->train();
         for (int i = 0; i < 2; ++i) (*model)(Var(x));
     }
+    // The engine's inference path: an InferencePlan (inference/inference_plan.hpp), as ironclad eval and the
+    // float fault campaigns use it.
     double infer(int repeats) {
         model->eval();
-        return x.dim(0) / median_seconds([&] {
-            NoGradGuard g;
-            (*model)(Var(x));
-        }, 2, repeats);
+        InferencePlan plan(*model, {x.dim(1), x.dim(2), x.dim(3)});
+        return x.dim(0) / median_seconds([&] { plan.forward(x); }, 2, repeats);
     }
     double train(int repeats) {
         model->train();
@@ -184,11 +185,16 @@ double child_peak_mib(Body&& body) {
     return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
+// A fresh process (this program re-executed with --train-child): OpenMP's thread pool does not survive fork.
 double engine_training_peak_mib(const std::string& model, int batch, int threads) {
     return child_peak_mib([&] {
-        omp_set_num_threads(threads);
-        EngineModel m(model, batch);
-        m.train(3);
+        std::vector<std::string> args{"/proc/self/exe", "--train-child", model, std::to_string(batch),
+                                      std::to_string(threads)};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
     });
 }
 
@@ -234,6 +240,12 @@ nlohmann::json ratio_or_null(double engine, double peer) {
 
 int main(int argc, char** argv) {
     configure_allocator();
+    if (argc == 5 && std::string(argv[1]) == "--train-child") {  // the memory measurement's training steps
+        omp_set_num_threads(std::stoi(argv[4]));
+        EngineModel m(argv[2], std::stoi(argv[3]));
+        m.train(3);
+        return 0;
+    }
     int rounds = 3, repeats = 5, threads = 2, batch = 128;
     std::vector<std::string> models{"resnet20", "vgg11_bn", "mobilenetv2_x0_5"};
     std::vector<std::string> whats{"infer", "train", "pgd", "memory", "exact", "compile"};

@@ -10,6 +10,7 @@
 #include "peer.hpp"
 
 #include "ironclad/core/allocator.hpp"
+#include "ironclad/inference/inference_plan.hpp"
 #include "ironclad/models/registry.hpp"
 #include "ironclad/models/summary.hpp"
 
@@ -31,14 +32,15 @@ using bench::median;
 
 namespace {
 
+// Through an InferencePlan, the engine's inference path (ironclad eval, float fault campaigns).
 double engine_images_per_s(Module& model, const Tensor<float>& x, int repeats) {
     model.eval();
-    NoGradGuard no_grad;
-    for (int i = 0; i < 2; ++i) model(Var(x));
+    InferencePlan plan(model, {x.dim(1), x.dim(2), x.dim(3)});
+    for (int i = 0; i < 2; ++i) plan.forward(x);
     std::vector<double> t;
     for (int i = 0; i < repeats; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
-        model(Var(x));
+        plan.forward(x);
         t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return static_cast<double>(x.dim(0)) / median(t);

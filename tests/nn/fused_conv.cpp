@@ -1,6 +1,7 @@
 #include "ironclad/nn/fused_conv.hpp"
 
 #include "ironclad/core/random.hpp"
+#include "support/grad_check.hpp"
 
 #include <doctest/doctest.h>
 
@@ -179,4 +180,44 @@ TEST_CASE("forward_fused: a nested sequence equals its forward, hooks and non-fu
     inner->set_output_hook([&](Tensor<float>&) { ++calls; });
     check_close(forward_fused(seq, Var(xt)).value(), reference, 2e-5f);
     CHECK(calls == 1);
+}
+
+TEST_CASE("conv_bn_act on a frozen model with gradients on: the input and residual gradients of the ops one by one") {
+    for (int act_kind : {0, 1, 2}) {
+        CAPTURE(act_kind);
+        Rng rng = Rng::stream(21, static_cast<std::uint64_t>(act_kind));
+        Conv2d conv({6, 8, 3, act_kind == 1 ? 2 : 1, 1}, rng);
+        auto bn = trained_bn(8, 21);
+        auto act = act_kind == 0 ? nullptr : act_kind == 1 ? relu_slot() : relu6_slot();
+        const Tensor<float> xt = random_tensor({2, 6, 7, 7}, 22, 3.0f);
+        const std::int64_t ho = act_kind == 1 ? 4 : 7;
+        const Tensor<float> rt = random_tensor({2, 8, ho, ho}, 23);
+        const Tensor<float> upstream = random_tensor({2, 8, ho, ho}, 24);
+        auto grads = [&](bool frozen) {
+            for (Var* p : {&conv.weight(), &bn->weight(), &bn->bias()}) p->set_requires_grad(!frozen);
+            Var x(xt.clone(), true), r(rt.clone(), true);
+            CHECK(can_fuse_conv_bn(conv, *bn) == frozen);
+            Var y = conv_bn_act(x, conv, *bn, act.get(), &r);
+            y.backward(upstream);
+            return std::make_pair(x.grad().clone(), r.grad().clone());
+        };
+        const auto [dx_fused, dr_fused] = grads(true);
+        const auto [dx_ref, dr_ref] = grads(false);
+        check_close(dx_fused, dx_ref, 1e-4f);
+        check_close(dr_fused, dr_ref, 1e-4f);
+        for (Var* p : {&conv.weight(), &bn->weight(), &bn->bias()}) p->set_requires_grad(true);
+    }
+}
+
+TEST_CASE("conv_bn_act on a frozen model: finite differences") {
+    Rng rng = Rng::stream(31, 0);
+    Conv2d conv({3, 4, 3, 1, 1}, rng);
+    auto bn = trained_bn(4, 31);
+    for (Var* p : {&conv.weight(), &bn->weight(), &bn->bias()}) p->set_requires_grad(false);
+    ironclad::testing::check_gradients(
+        [&](std::vector<Var>& v) {
+            REQUIRE(can_fuse_conv_bn(conv, *bn));
+            return conv_bn_act(v[0], conv, *bn, nullptr, &v[1]);
+        },
+        {random_tensor({2, 3, 5, 5}, 32), random_tensor({2, 4, 5, 5}, 33)});
 }

@@ -1,8 +1,10 @@
 // Inference fusion: conv -> batch norm [-> + residual] [-> ReLU/ReLU6] as one convolution pass.
 //
 // Contract: conv_bn_act(x, conv, bn, act, residual) returns act(bn(conv(x)) + residual) (act and residual
-// optional). It fuses when gradients are off, the batch norm is in eval mode, and neither the conv nor the batch
-// norm carries an output hook (a fault injector or probe must see their outputs): the batch norm is folded into
+// optional). It fuses when the batch norm is in eval mode, neither the conv nor the batch norm carries an output
+// hook (a fault injector or probe must see their outputs), and gradients are off or none of their parameters
+// needs one (an attack on a frozen model: the fused op is then one tape node for the input and the residual):
+// the batch norm is folded into
 // the weights, w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta, and the
 // residual add and a plain ReLU/ReLU6 (slot and implementation without hooks) are applied to each image's output
 // while it is in cache. Folding is redone on every call from the stored parameters, so faults flipped into the
@@ -20,12 +22,20 @@
 #include "ironclad/nn/sequential.hpp"
 
 #include <cmath>
+#include <limits>
 #include <utility>
 
 namespace ironclad {
 
+// No parameter of the pair needs a gradient (inference, or an attack's frozen model).
+inline bool conv_bn_frozen(Conv2d& conv, BatchNorm2d& bn) {
+    auto frozen = [](const Var& v) { return !v.defined() || !v.requires_grad(); };
+    return frozen(conv.weight()) && frozen(conv.bias()) && frozen(bn.weight()) && frozen(bn.bias());
+}
+
 inline bool can_fuse_conv_bn(Conv2d& conv, BatchNorm2d& bn) {
-    return !grad_enabled() && !bn.is_training() && !conv.has_output_hook() && !bn.has_output_hook();
+    return !bn.is_training() && !conv.has_output_hook() && !bn.has_output_hook() &&
+           (!grad_enabled() || conv_bn_frozen(conv, bn));
 }
 
 namespace detail {
@@ -79,7 +89,35 @@ inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSl
     detail::ConvEpilogue e;
     if (residual) e.residual = &residual->value();
     const bool act_fused = detail::fusable_activation(act, e);
-    Var y(detail::conv2d_forward(x.value(), folded, &shift, s, e));
+    Tensor<float> out = detail::conv2d_forward(x.value(), folded, &shift, s, e);
+    // With gradients on (an attack on the frozen model), one tape node: the clamp's mask read from the output
+    // (for ReLU/ReLU6 the output is inside (lo, hi) exactly when the input was; NaN passes, as relu's backward
+    // lets it), the gradient passed on to the residual, and the conv's input gradient with the folded weights.
+    auto backward = [xv = x.value(), w = folded, s, e, y = out](Node& node) {
+        const Tensor<float>* dz = &node.grad;
+        Tensor<float> masked;
+        if (e.lo > -std::numeric_limits<float>::infinity() || e.hi < std::numeric_limits<float>::infinity()) {
+            masked = Tensor<float>::uninitialized(node.grad.shape());
+            const float* g = node.grad.data();
+            const float* yv = y.data();
+            float* m = masked.data();
+            const float lo = e.lo, hi = e.hi;
+            const bool capped = hi < std::numeric_limits<float>::infinity();  // relu6, not relu
+            detail::elementwise_for(masked.numel(), [=](std::int64_t i) {
+                m[i] = !(yv[i] <= lo || (capped && yv[i] >= hi)) ? g[i] : 0.0f;
+            });
+            dz = &masked;
+        }
+        if (node.parents.size() > 1 && node.parents[1]->requires_grad) {
+            float* d = node.parents[1]->grad_buffer().data();
+            const float* g = dz->data();
+            detail::elementwise_for(dz->numel(), [=](std::int64_t i) { d[i] += g[i]; });
+        }
+        if (node.parents[0]->requires_grad)
+            detail::conv2d_backward(*dz, xv, w, s, &node.parents[0]->grad_buffer(), nullptr, nullptr);
+    };
+    Var y = residual ? make_result(std::move(out), {&x, residual}, std::move(backward))
+                     : make_result(std::move(out), {&x}, std::move(backward));
     return act && !act_fused ? (*act)(y) : y;
 }
 
