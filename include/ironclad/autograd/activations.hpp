@@ -25,8 +25,12 @@ Var clip(const Var& x, float lo, float hi, Passes passes) {
         Node& p = *n.parents[0];
         const float* xp = p.value.data();
         const float* g = n.grad.data();
-        float* d = p.grad_buffer().data();
-        elementwise_for(n.grad.numel(), [=](std::int64_t i) { d[i] += passes(xp[i]) ? g[i] : 0.0f; });
+        const bool accumulate = p.grad_accumulates();
+        float* d = p.grad.data();
+        if (accumulate)
+            elementwise_for(n.grad.numel(), [=](std::int64_t i) { d[i] += passes(xp[i]) ? g[i] : 0.0f; });
+        else
+            elementwise_for(n.grad.numel(), [=](std::int64_t i) { d[i] = passes(xp[i]) ? g[i] : 0.0f; });
     });
 }
 

@@ -24,10 +24,16 @@ namespace detail {
 inline constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 15;
 
 // f(i) for i in [0, n): threads split the range only when it is large; each i is independent.
+// Each thread runs its own copy of f: read through the shared closure, its pointers are reloaded after every
+// store (they might alias), which keeps the loop scalar.
 template <class F>
 void elementwise_for(std::int64_t n, F f) {
-#pragma omp parallel for simd schedule(static) if (parallel : n >= kElementwiseGrain)
-    for (std::int64_t i = 0; i < n; ++i) f(i);
+#pragma omp parallel if (n >= kElementwiseGrain)
+    {
+        const F local = f;
+#pragma omp for simd schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) local(i);
+    }
 }
 
 // Sum of term(i) over [0, n) in double. The block partition is fixed, so the rounding is the same however
@@ -50,11 +56,15 @@ double block_sum(std::int64_t n, Term term) {
     return total;
 }
 
-// dst += s * src, element-wise over equal element counts.
-inline void add_scaled(Tensor<float>& dst, const Tensor<float>& src, float s) {
-    float* d = dst.data();
+// parent.grad += s * src, element-wise over equal element counts (assigned when the buffer is new).
+inline void add_scaled(Node& parent, const Tensor<float>& src, float s) {
+    const bool accumulate = parent.grad_accumulates();
+    float* d = parent.grad.data();
     const float* g = src.data();
-    elementwise_for(src.numel(), [=](std::int64_t i) { d[i] += s * g[i]; });
+    if (accumulate)
+        elementwise_for(src.numel(), [=](std::int64_t i) { d[i] += s * g[i]; });
+    else
+        elementwise_for(src.numel(), [=](std::int64_t i) { d[i] = s * g[i]; });
 }
 
 inline void check_equal_shapes(const char* op, const Var& a, const Var& b) {
@@ -87,8 +97,8 @@ inline Var add_signed(const char* op, const Var& a, const Var& b, float sign) {
     check_equal_shapes(op, a, b);
     return make_result(zip_elements(a.value(), b.value(), [sign](float x, float y) { return x + sign * y; }), {&a, &b},
                        [sign](Node& n) {
-                           if (n.parents[0]->requires_grad) add_scaled(n.parents[0]->grad_buffer(), n.grad, 1.0f);
-                           if (n.parents[1]->requires_grad) add_scaled(n.parents[1]->grad_buffer(), n.grad, sign);
+                           if (n.parents[0]->requires_grad) add_scaled(*n.parents[0], n.grad, 1.0f);
+                           if (n.parents[1]->requires_grad) add_scaled(*n.parents[1], n.grad, sign);
                        });
 }
 
@@ -127,12 +137,12 @@ inline Var mul(const Var& a, const Var& b) {
 
 inline Var scale(const Var& x, float s) {
     return make_result(detail::map_elements(x.value(), [s](float v) { return v * s; }), {&x},
-                       [s](Node& n) { detail::add_scaled(n.parents[0]->grad_buffer(), n.grad, s); });
+                       [s](Node& n) { detail::add_scaled(*n.parents[0], n.grad, s); });
 }
 
 inline Var add_scalar(const Var& x, float s) {
     return make_result(detail::map_elements(x.value(), [s](float v) { return v + s; }), {&x},
-                       [](Node& n) { detail::add_scaled(n.parents[0]->grad_buffer(), n.grad, 1.0f); });
+                       [](Node& n) { detail::add_scaled(*n.parents[0], n.grad, 1.0f); });
 }
 
 inline Var sum(const Var& x) { return detail::sum_over(x, 1.0); }

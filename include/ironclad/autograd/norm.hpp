@@ -124,7 +124,8 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
         Node* pg = node.parents.size() > 1 ? node.parents[1].get() : nullptr;
         Node* pb = node.parents.size() > 1 ? node.parents[2].get() : nullptr;
         const float* dy = node.grad.data();
-        float* dx = px->requires_grad ? px->grad_buffer().data() : nullptr;
+        const bool dx_accumulates = px->requires_grad && px->grad_accumulates();
+        float* dx = px->requires_grad ? px->grad.data() : nullptr;
         float* dgamma = pg && pg->requires_grad ? pg->grad_buffer().data() : nullptr;
         float* dbeta = pb && pb->requires_grad ? pb->grad_buffer().data() : nullptr;
         const double m = static_cast<double>(s.count());
@@ -147,7 +148,8 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
                 const std::int64_t at = (n * s.c + c) * s.plane;
                 for (std::int64_t j = 0; j < s.plane; ++j) {
                     const float xhat = (xv[at + j] - mu) * is;
-                    dx[at + j] += k * (dy[at + j] - dy_mean - xhat * dyx_mean);
+                    const float g = k * (dy[at + j] - dy_mean - xhat * dyx_mean);
+                    dx[at + j] = dx_accumulates ? dx[at + j] + g : g;
                 }
             }
         }, 2 * s.count());

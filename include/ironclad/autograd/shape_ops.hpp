@@ -54,7 +54,7 @@ inline Var reshape(const Var& x, Shape shape) {
     }
     return make_result(std::move(y), {&x}, [](Node& n) {
         Node& p = *n.parents[0];
-        detail::add_scaled(p.grad_buffer(), n.grad.view(p.value.shape()), 1.0f);
+        detail::add_scaled(p, n.grad.view(p.value.shape()), 1.0f);
     });
 }
 

@@ -50,6 +50,13 @@ struct Node {
         if (!grad.defined()) grad = Tensor<float>(value.shape());
         return grad;
     }
+    // For a backward that writes every element: true when the gradient buffer already holds contributions (add
+    // to it), false when it was just created uninitialized (assign, which saves zeroing it and reading it back).
+    bool grad_accumulates() {
+        if (grad.defined()) return true;
+        grad = Tensor<float>::uninitialized(value.shape());
+        return false;
+    }
 };
 
 class Var {

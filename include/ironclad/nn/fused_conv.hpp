@@ -94,25 +94,22 @@ inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSl
     // (for ReLU/ReLU6 the output is inside (lo, hi) exactly when the input was; NaN passes, as relu's backward
     // lets it), the gradient passed on to the residual, and the conv's input gradient with the folded weights.
     auto backward = [xv = x.value(), w = folded, s, e, y = out](Node& node) {
+        // The output's gradient is complete when this runs and read by nothing else: masked in place.
         const Tensor<float>* dz = &node.grad;
-        Tensor<float> masked;
-        if (e.lo > -std::numeric_limits<float>::infinity() || e.hi < std::numeric_limits<float>::infinity()) {
-            masked = Tensor<float>::uninitialized(node.grad.shape());
-            const float* g = node.grad.data();
+        if (e.lo > -std::numeric_limits<float>::infinity()) {
+            float* g = node.grad.data();
             const float* yv = y.data();
-            float* m = masked.data();
             const float lo = e.lo, hi = e.hi;
-            const bool capped = hi < std::numeric_limits<float>::infinity();  // relu6, not relu
-            detail::elementwise_for(masked.numel(), [=](std::int64_t i) {
-                m[i] = !(yv[i] <= lo || (capped && yv[i] >= hi)) ? g[i] : 0.0f;
-            });
-            dz = &masked;
+            if (hi < std::numeric_limits<float>::infinity())  // relu6
+                detail::elementwise_for(node.grad.numel(), [=](std::int64_t i) {
+                    if (yv[i] <= lo || yv[i] >= hi) g[i] = 0.0f;
+                });
+            else
+                detail::elementwise_for(node.grad.numel(), [=](std::int64_t i) {
+                    if (yv[i] <= lo) g[i] = 0.0f;
+                });
         }
-        if (node.parents.size() > 1 && node.parents[1]->requires_grad) {
-            float* d = node.parents[1]->grad_buffer().data();
-            const float* g = dz->data();
-            detail::elementwise_for(dz->numel(), [=](std::int64_t i) { d[i] += g[i]; });
-        }
+        if (node.parents.size() > 1 && node.parents[1]->requires_grad) detail::add_scaled(*node.parents[1], *dz, 1.0f);
         if (node.parents[0]->requires_grad)
             detail::conv2d_backward(*dz, xv, w, s, &node.parents[0]->grad_buffer(), nullptr, nullptr);
     };
