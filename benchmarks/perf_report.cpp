@@ -12,8 +12,9 @@
 // in NCHW and channels-last (its better layout counts, per round). FLOPs per image are the peer's own counts
 // (infer 2 MACs, train 6 MACs less the stem's input gradient, PGD-10 10 x 4 MACs), so GFLOP/s compare like with
 // like; fraction_of_peak divides by the FMA peak measured here (peak_gflops line), not by a datasheet figure.
-// Memory: each side's training step runs in a child process of its own (fork / exec), and the line gives each
-// child's peak resident set (ru_maxrss), whole process included (for the peer, the Python interpreter and torch).
+// Memory: each side's training steps (2 warm-up + 3) run in a process of their own, started from a fresh small
+// process, and the line gives each one's peak resident set (ru_maxrss), whole process included (for the peer, the
+// Python interpreter and torch).
 // compile: seconds to compile a translation unit that includes only core/tensor.hpp and core/fixed_point.hpp, and
 // (with --what compile) to configure and build the `ironclad` CLI from scratch at the default build type in a
 // temporary build directory, with the compiler and flags of this checkout's meson.build.
@@ -165,56 +166,51 @@ std::map<std::string, PeerFigure> run_peer(const std::filesystem::path& dir, con
     return best;
 }
 
-// Peak resident set (MiB) of a child process that runs `body` (engine) or execs `argv` (peer).
-template <class Body>
-double child_peak_mib(Body&& body) {
+// Runs argv as a child and returns its peak resident set in KiB (ru_maxrss), or -1. Linux carries ru_maxrss
+// across exec and a forked child starts as a copy of its parent, so this must run in a small process: the
+// benchmark calls it through a fresh execution of itself (--peak-rss-of), never from its own grown image.
+long peak_rss_kib_of(std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::fflush(nullptr);
     const pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
-        try {
-            body();
-        } catch (...) {
-            _exit(1);
-        }
-        _exit(0);
+        if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(126);
+        execv(argv[0], argv.data());
+        _exit(127);
     }
     int status = 0;
     rusage usage{};
     if (wait4(pid, &status, 0, &usage) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;
+    return usage.ru_maxrss;
 }
 
-// A fresh process (this program re-executed with --train-child): OpenMP's thread pool does not survive fork.
+// Peak resident set (MiB) of a training-step process: `args` run under a fresh `perf_report --peak-rss-of`.
+double training_peak_mib(const std::vector<std::string>& args, const std::string& env = "") {
+    std::string cmd = env + " '" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --peak-rss-of";
+    for (const auto& a : args) cmd += " '" + a + "'";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    if (!pipe) return -1;
+    long kib = -1;
+    if (std::fscanf(pipe, "%ld", &kib) != 1) kib = -1;
+    pclose(pipe);
+    return kib > 0 ? static_cast<double>(kib) / 1024.0 : -1.0;
+}
+
 double engine_training_peak_mib(const std::string& model, int batch, int threads) {
-    return child_peak_mib([&] {
-        std::vector<std::string> args{"/proc/self/exe", "--train-child", model, std::to_string(batch),
-                                      std::to_string(threads)};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    });
+    return training_peak_mib({std::filesystem::read_symlink("/proc/self/exe").string(), "--train-child", model,
+                              std::to_string(batch), std::to_string(threads)});
 }
 
 double peer_training_peak_mib(const std::filesystem::path& dir, const std::string& model, int batch, int threads) {
-    const std::string script = (dir / "torch_peer.py").string();
-    const std::string b = std::to_string(batch), t = std::to_string(threads);
-    return child_peak_mib([&] {
-        setenv("MALLOC_MMAP_THRESHOLD_", "33554432", 1);
-        setenv("MALLOC_TRIM_THRESHOLD_", "4294967296", 1);
-        setenv("MALLOC_TOP_PAD_", "268435456", 1);
-        if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(1);
-        std::vector<std::string> args{"/usr/bin/python3", script, "--model", model, "--batch", b, "--threads", t,
-                                      "--repeats", "3", "--what", "train"};
-        if (model.starts_with("resnet")) args.insert(args.end(), {"--shortcut", "A"});
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    });
+    std::vector<std::string> args{"/usr/bin/python3", (dir / "torch_peer.py").string(), "--model", model, "--batch",
+                                  std::to_string(batch), "--threads", std::to_string(threads), "--repeats", "3",
+                                  "--what", "train"};
+    if (model.starts_with("resnet")) args.insert(args.end(), {"--shortcut", "A"});
+    return training_peak_mib(args, "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 "
+                                   "MALLOC_TOP_PAD_=268435456");
 }
 
 // Seconds a shell command takes, or -1 when it fails.
@@ -240,6 +236,10 @@ nlohmann::json ratio_or_null(double engine, double peer) {
 
 int main(int argc, char** argv) {
     configure_allocator();
+    if (argc >= 3 && std::string(argv[1]) == "--peak-rss-of") {  // the memory measurement's small parent
+        std::printf("%ld\n", peak_rss_kib_of(std::vector<std::string>(argv + 2, argv + argc)));
+        return 0;
+    }
     if (argc == 5 && std::string(argv[1]) == "--train-child") {  // the memory measurement's training steps
         omp_set_num_threads(std::stoi(argv[4]));
         EngineModel m(argv[2], std::stoi(argv[3]));
@@ -353,12 +353,12 @@ int main(int argc, char** argv) {
                 std::fclose(f);
             }
         }
-        const std::string inc = " -I'" + (source_dir / "include").string() + "' ";
+        const std::string inc = " -I'" + (source_dir / "include").string() + "' -isystem /usr/include/eigen3 ";
         const double core = timed_command("c++ -std=c++20 -O3 -march=native -fopenmp" + inc + "-c '" +
                                           (tmp / "core_only.cpp").string() + "' -o '" + (tmp / "core_only.o").string() + "'");
         std::cout << nlohmann::json{{"what", "compile_core_tu_s"}, {"seconds", core},
                                     {"headers", "core/tensor.hpp, core/fixed_point.hpp"},
-                                    {"flags", "-std=c++20 -O3 -march=native -fopenmp"}}.dump()
+                                    {"flags", "-std=c++20 -O3 -march=native -fopenmp -isystem /usr/include/eigen3"}}.dump()
                   << std::endl;
         const std::string build = (tmp / "build").string();
         const double setup = timed_command("meson setup '" + build + "' '" + source_dir.string() + "' -Dtests=false");
