@@ -47,6 +47,7 @@
 
 using namespace ironclad;
 using bench::median;
+using bench::median_seconds;
 
 namespace {
 
@@ -54,17 +55,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-template <class F>
-double median_seconds(F&& f, int warmup, int repeats) {
-    for (int i = 0; i < warmup; ++i) f();
-    std::vector<double> t;
-    for (int i = 0; i < repeats; ++i) {
-        const auto t0 = Clock::now();
-        f();
-        t.push_back(seconds_since(t0));
-    }
-    return median(t);
-}
 
 // FMA throughput of all threads: independent chains of vector FMAs, enough to cover the latency.
 double measured_peak_gflops(int threads) {
@@ -143,28 +133,6 @@ struct EngineModel {
         return x.dim(0) / median_seconds([&] { net.forward(x); }, 1, std::max(1, repeats / 2));
     }
 };
-
-struct PeerFigure {
-    double images_per_s = 0, flops_per_img = 0;
-};
-
-// One peer run per layout; the better layout per measurement.
-std::map<std::string, PeerFigure> run_peer(const std::filesystem::path& dir, const std::string& model, int batch,
-                                           int threads, int repeats, const std::string& whats) {
-    std::map<std::string, PeerFigure> best;
-    for (const char* layout : {"", " --channels-last"}) {
-        const std::string args = "--model " + model + (model.starts_with("resnet") ? " --shortcut A" : "") +
-                                 " --batch " + std::to_string(batch) + " --threads " + std::to_string(threads) +
-                                 " --repeats " + std::to_string(repeats) + " --what " + whats + layout;
-        for (auto& j : bench::run_peer(dir, args)) {
-            if (!j.contains("images_per_s")) continue;
-            PeerFigure& f = best[j["what"].get<std::string>()];
-            if (j["images_per_s"].get<double>() > f.images_per_s)
-                f = {j["images_per_s"].get<double>(), j.value("flops_per_img", 0.0)};
-        }
-    }
-    return best;
-}
 
 // Runs argv as a child and returns its peak resident set in KiB (ru_maxrss), or -1. Linux carries ru_maxrss
 // across exec and a forked child starts as a copy of its parent, so this must run in a small process: the
@@ -294,7 +262,7 @@ int main(int argc, char** argv) {
             if (wants("train")) eng["train"].push_back(engine.train(repeats));
             if (wants("pgd")) eng["pgd"].push_back(engine.pgd(repeats));
             if (use_peer)
-                for (auto& [what, f] : run_peer(peer_dir, name, batch, threads, repeats, peer_whats)) {
+                for (auto& [what, f] : bench::run_peer_best_layout(peer_dir, name, batch, threads, repeats, peer_whats)) {
                     peer[what].push_back(f.images_per_s);
                     flops[what] = f.flops_per_img;
                 }

@@ -36,26 +36,7 @@ namespace {
 double engine_images_per_s(Module& model, const Tensor<float>& x, int repeats) {
     model.eval();
     InferencePlan plan(model, {x.dim(1), x.dim(2), x.dim(3)});
-    for (int i = 0; i < 2; ++i) plan.forward(x);
-    std::vector<double> t;
-    for (int i = 0; i < repeats; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        plan.forward(x);
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return static_cast<double>(x.dim(0)) / median(t);
-}
-
-double peer_images_per_s(const std::filesystem::path& peer_dir, const std::string& name, int batch, int threads,
-                         int repeats, bool channels_last) {
-    const std::string shortcut = name.starts_with("resnet") ? " --shortcut A" : "";
-    double ips = 0;
-    for (auto& j : bench::run_peer(peer_dir, "--model " + name + shortcut + " --batch " + std::to_string(batch) +
-                                                 " --threads " + std::to_string(threads) + " --repeats " +
-                                                 std::to_string(repeats) + " --what infer" +
-                                                 (channels_last ? " --channels-last" : "")))
-        if (j["what"] == "infer") ips = j["images_per_s"].get<double>();
-    return ips;
+    return static_cast<double>(x.dim(0)) / bench::median_seconds([&] { plan.forward(x); }, 2, repeats);
 }
 
 }  // namespace
@@ -97,8 +78,7 @@ int main(int argc, char** argv) {
         for (int r = 0; r < rounds; ++r) {
             eng.push_back(engine_images_per_s(*model, x, repeats));
             if (compare)
-                peer.push_back(std::max(peer_images_per_s(peer_dir, name, batch, threads, repeats, false),
-                                        peer_images_per_s(peer_dir, name, batch, threads, repeats, true)));
+                peer.push_back(bench::run_peer_best_layout(peer_dir, name, batch, threads, repeats, "infer")["infer"].images_per_s);
         }
         nlohmann::json j{{"model", name}, {"what", "infer"}, {"params", s.params}, {"macs_per_image", s.macs},
                          {"batch", batch}, {"threads", threads}, {"rounds", rounds},

@@ -122,14 +122,9 @@ int run_attack(const std::vector<std::string>& args) {
                                          "off for fgsm)")
         .value("queries", "N", "query budget of square (and of the square stage of autoattack)", "5000")
         .value("targets", "N", "target classes of apgd-t (and of autoattack)", "9")
-        .value("seed", "S", "seed of all random starts and random search", "0")
-        .value("split", "test|train", "the split to attack", "test")
-        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
-        .value("batch", "N", "images per batch", "128")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
-        .value("json", "FILE", "write the result with the threat model and per-image results as JSON")
+        .value("seed", "S", "seed of all random starts and random search", "0");
+    add_split_options(o, "attack");
+    o.value("json", "FILE", "write the result with the threat model and per-image results as JSON")
         .value("save-adv", "DIR", "write DIR/adversarial.safetensors: the adversarial images in [0,1] and labels")
         .flag("progress", "show progress on stderr even when it is not a terminal");
     if (!o.parse(args)) {
@@ -141,10 +136,7 @@ int run_attack(const std::vector<std::string>& args) {
     const std::string model_name = o.text("model"), weights = o.text("weights"), data = o.text("data");
     require_known_model(model_name);
     std::unique_ptr<Attack> attack = make_attack(o);
-    const std::string split = o.text("split");
-    if (split != "test" && split != "train") o.reject("split", "expected test or train");
-    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
-    const std::int64_t batch = o.integer("batch", 1);
+    const auto [split, limit, batch] = split_selection(o);
     for (const char* out : {"json", "save-adv"})
         if (o.given(out)) {
             const auto folder = std::filesystem::path(o.text(out)).parent_path();

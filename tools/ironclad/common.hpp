@@ -64,6 +64,38 @@ inline std::vector<double> rate_list(const Options& o, const std::string& name) 
     return rates;
 }
 
+// --batch, --threads, --mean, --std: how a command feeds images to a model (the normalisation defaults to
+// `norm_source` metadata).
+inline Options& add_input_options(Options& o, const std::string& default_batch = "128",
+                                  const std::string& norm_source = "the weights file's") {
+    return o.value("batch", "N", "images per batch", default_batch)
+        .value("threads", "N", "OpenMP threads (default: all cores)")
+        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: " + norm_source + " metadata)")
+        .value("std", "a,b,c", "per-channel std of pixel/255 (default: " + norm_source + " metadata)");
+}
+
+// --split and --limit (the split to `verb`), then the input options.
+inline Options& add_split_options(Options& o, const std::string& verb, const std::string& default_batch = "128",
+                                  const std::string& norm_source = "the weights file's") {
+    o.value("split", "test|train", "the split to " + verb, "test")
+        .value("limit", "N", "class-balanced subset: the first N/classes images of each class");
+    return add_input_options(o, default_batch, norm_source);
+}
+
+// The values of add_split_options' --split, --limit (0: the whole split) and --batch.
+struct SplitSelection {
+    std::string split;
+    std::int64_t limit = 0;
+    std::int64_t batch = 0;
+    bool train() const { return split == "train"; }
+};
+
+inline SplitSelection split_selection(const Options& o) {
+    SplitSelection s{o.text("split"), o.given("limit") ? o.integer("limit", 1) : 0, o.integer("batch", 1)};
+    if (s.split != "test" && s.split != "train") o.reject("split", "expected test or train");
+    return s;
+}
+
 inline void apply_threads(const Options& o) {
     if (o.given("threads")) omp_set_num_threads(static_cast<int>(o.integer("threads", 1)));
 }

@@ -54,14 +54,9 @@ int run_compare(const std::vector<std::string>& args) {
         .value("interval", "trials|pooled",
                "trials = Student t over per-trial top-1 (the spread between fault maps); pooled = Wilson over all "
                "(trial, image) pairs", "trials")
-        .value("seed", "S", "seed of all fault draws", "0")
-        .value("split", "test|train", "the split to evaluate", "test")
-        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
-        .value("batch", "N", "images per batch", "128")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: each weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: each weights file's metadata)")
-        .value("json", "FILE", "write the full result as JSON")
+        .value("seed", "S", "seed of all fault draws", "0");
+    add_split_options(o, "evaluate", "128", "each weights file's");
+    o.value("json", "FILE", "write the full result as JSON")
         .value("plot", "FILE.svg", "write top-1 versus rate, one line per checkpoint")
         .flag("progress", "show progress on stderr even when it is not a terminal");
     if (!o.parse(args)) {
@@ -92,10 +87,7 @@ int run_compare(const std::vector<std::string>& args) {
     const std::string interval = o.text("interval");
     if (interval != "pooled" && interval != "trials") o.reject("interval", "expected trials or pooled");
     co.interval = interval == "pooled" ? IntervalKind::pooled : IntervalKind::trials;
-    const std::string split = o.text("split");
-    if (split != "test" && split != "train") o.reject("split", "expected test or train");
-    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
-    const std::int64_t batch = o.integer("batch", 1);
+    const auto [split, limit, batch] = split_selection(o);
     for (const char* out : {"json", "plot"})
         if (o.given(out)) {
             const auto folder = std::filesystem::path(o.text(out)).parent_path();

@@ -26,17 +26,12 @@ int run_eval(const std::vector<std::string>& args) {
     o.required("model", "NAME", "architecture (see ironclad models)")
         .required("weights", "FILE", ".safetensors weights, e.g. written by ironclad train")
         .required("data", "PATH", "dataset folder: train/ and test/ image folders, CIFAR binary, or IDX")
-        .value("split", "test|train", "the split to evaluate", "test")
         .value("format", "FORMAT", "storage format: float, or fixed point qI.F, e.g. q15.16", "float")
         .value("arith", "emulate|exact",
                "fixed point: emulate (float compute on stored values) or exact (integer arithmetic)", "emulate")
-        .value("accumulator", "BITS[-sat|-wrap]", "exact arithmetic's multiply-accumulate register", "64-sat")
-        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
-        .value("batch", "N", "images per batch", "256")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
-        .flag("progress", "show progress on stderr even when it is not a terminal")
+        .value("accumulator", "BITS[-sat|-wrap]", "exact arithmetic's multiply-accumulate register", "64-sat");
+    add_split_options(o, "evaluate", "256");
+    o.flag("progress", "show progress on stderr even when it is not a terminal")
         .flag("json", "print the result as JSON on stdout");
     if (!o.parse(args)) {
         std::cout << o.help();
@@ -45,8 +40,7 @@ int run_eval(const std::vector<std::string>& args) {
 
     const std::string model_name = o.text("model"), weights = o.text("weights"), data = o.text("data");
     require_known_model(model_name);
-    const std::string split = o.text("split");
-    if (split != "test" && split != "train") o.reject("split", "expected test or train");
+    const auto [split, limit, batch] = split_selection(o);
     NumberFormat format;
     try {
         format = parse_number_format(o.text("format"));
@@ -67,8 +61,6 @@ int run_eval(const std::vector<std::string>& args) {
             o.reject("accumulator", e.what());
         }
     }
-    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
-    const std::int64_t batch = o.integer("batch", 1);
     apply_threads(o);
 
     TrainedModel trained = load_trained_model(o, model_name, weights, data, split == "train", limit);

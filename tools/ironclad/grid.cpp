@@ -52,14 +52,9 @@ int run_grid(const std::vector<std::string>& args) {
         .value("trials", "N", "fault trials per rate", "30")
         .value("fault-seed", "S", "seed of all fault draws (the same fault maps in every row)", "0")
         .value("interval", "pooled|trials", "interval reported: Wilson over (trial, image) pairs, or Student t over trials",
-               "trials")
-        .value("split", "test|train", "the split to evaluate", "test")
-        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
-        .value("batch", "N", "images per batch", "128")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
-        .value("json", "FILE", "write the grid as JSON (and keep FILE.state.row<k> to resume)")
+               "trials");
+    add_split_options(o, "evaluate");
+    o.value("json", "FILE", "write the grid as JSON (and keep FILE.state.row<k> to resume)")
         .value("plot", "FILE.svg", "write a heat map of the mean top-1")
         .flag("progress", "show progress on stderr even when it is not a terminal");
     if (!o.parse(args)) {
@@ -110,10 +105,8 @@ int run_grid(const std::vector<std::string>& args) {
     const std::string interval = o.text("interval");
     if (interval != "pooled" && interval != "trials") o.reject("interval", "expected pooled or trials");
     co.interval = interval == "pooled" ? IntervalKind::pooled : IntervalKind::trials;
-    const std::string split = o.text("split");
-    if (split != "test" && split != "train") o.reject("split", "expected test or train");
-    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
-    g.batch_size = o.integer("batch", 1);
+    const auto [split, limit, batch] = split_selection(o);
+    g.batch_size = batch;
     for (const char* out : {"json", "plot"})
         if (o.given(out)) {
             const auto folder = std::filesystem::path(o.text(out)).parent_path();

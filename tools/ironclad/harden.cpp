@@ -57,12 +57,9 @@ int run_harden(const std::vector<std::string>& args) {
         .value("format", "FORMAT", "ftclipact: storage format of the faulted weights", "q15.16")
         .value("count-mode", "reference|exact", "ftclipact: the toolbox's per-tensor counts or exact BER",
                "reference")
-        .value("seed", "S", "seed of the subsets, training order and fault maps", "0")
-        .value("batch", "N", "images per batch", "128")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
-        .flag("progress", "show progress on stderr even when it is not a terminal")
+        .value("seed", "S", "seed of the subsets, training order and fault maps", "0");
+    add_input_options(o);
+    o.flag("progress", "show progress on stderr even when it is not a terminal")
         .flag("json", "print a report as JSON on stdout");
     if (!o.parse(args)) {
         std::cout << o.help();

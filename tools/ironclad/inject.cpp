@@ -153,14 +153,9 @@ int run_inject(const std::vector<std::string>& args) {
                "fault injection model of Leveugle et al.); trials = Student t over per-trial top-1 (wider)",
                "pooled")
         .value("min-trials", "N", "trials before --margin may stop a rate", "3")
-        .value("seed", "S", "seed of all fault draws", "0")
-        .value("split", "test|train", "the split to evaluate", "test")
-        .value("limit", "N", "class-balanced subset: the first N/classes images of each class")
-        .value("batch", "N", "images per batch", "128")
-        .value("threads", "N", "OpenMP threads (default: all cores)")
-        .value("mean", "a,b,c", "per-channel mean of pixel/255 (default: the weights file's metadata)")
-        .value("std", "a,b,c", "per-channel std of pixel/255 (default: the weights file's metadata)")
-        .flag("layer-map", "also measure each layer alone (accuracy drop per layer)")
+        .value("seed", "S", "seed of all fault draws", "0");
+    add_split_options(o, "evaluate");
+    o.flag("layer-map", "also measure each layer alone (accuracy drop per layer)")
         .flag("bit-map", "also measure each bit position alone (accuracy drop per bit)")
         .value("map-rate", "R", "fault level of the maps (default: the largest --rate / --flips)")
         .value("map-trials", "N", "trials per map cell", "10")
@@ -235,10 +230,7 @@ int run_inject(const std::vector<std::string>& args) {
     co.store_activations = o.given("quantize-activations") || fm.faults_activations();
     if (o.given("quantize-activations") && fm.format.kind == StorageKind::float32)
         o.reject("format", "--quantize-activations needs a fixed-point or int8 format");
-    const std::string split = o.text("split");
-    if (split != "test" && split != "train") o.reject("split", "expected test or train");
-    const std::int64_t limit = o.given("limit") ? o.integer("limit", 1) : 0;
-    const std::int64_t batch = o.integer("batch", 1);
+    const auto [split, limit, batch] = split_selection(o);
     const int map_trials = static_cast<int>(o.integer("map-trials", 1));
     double map_level = *std::max_element(co.levels.begin(), co.levels.end());
     if (o.given("map-rate")) {

@@ -104,9 +104,8 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void pad_pl
     }
 }
 
-// Image n of x zero-padded by the conv's padding, in this thread's scratch (or x itself when padding is 0).
-inline const float* padded_image(const Tensor<float>& x, std::int64_t n, const ConvShape& s) {
-    const float* img = x.data() + n * s.c * s.h * s.w;
+// One image [C,H,W] zero-padded by the conv's padding, in this thread's scratch (or img itself when padding is 0).
+inline const float* padded_image(const float* img, const ConvShape& s) {
     if (s.pad == 0) return img;
     float* dst = thread_scratch(kPaddedInputSlot, s.c * s.hp() * s.wp());
     pad_planes(img, s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
@@ -339,12 +338,7 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
 inline void conv_image(const float* img, const float* packed, const ConvTables& t, const ConvShape& s,
                        const ImageEpilogue& e, float* out) {
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
-    const float* src = img;
-    if (s.pad > 0) {
-        float* dst = thread_scratch(kPaddedInputSlot, s.c * s.hp() * s.wp());
-        pad_planes(img, s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), dst);
-        src = dst;
-    }
+    const float* src = padded_image(img, s);
     // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
     float* pixel_major = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
     for (std::int64_t g = 0; g < s.groups; ++g) {
@@ -467,7 +461,7 @@ inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const Inpu
 inline void weight_grad_image(const Tensor<float>& dy, const Tensor<float>& x, std::int64_t n, const ConvTables& t,
                               const ConvShape& s, float* acc) {
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
-    const float* img = padded_image(x, n, s);
+    const float* img = padded_image(x.data() + n * s.c * s.h * s.w, s);
     float* dyt = thread_scratch(kGradTransposeSlot, s.pixels() * ld);
     for (std::int64_t g = 0; g < s.groups; ++g) {
         transpose(dy.data() + (n * s.o + g * s.og) * s.pixels(), s.og, s.pixels(), s.pixels(), dyt, ld);

@@ -305,6 +305,12 @@ private:
         return static_cast<int>(slot_sizes_.size()) - 1;
     }
     detail::PlanValue value(std::int64_t c, std::int64_t h, std::int64_t w) { return {alloc(c * h * w), c, h, w}; }
+    // Appends op to the program; its output value.
+    detail::PlanValue push(std::unique_ptr<detail::PlanOp> op) {
+        const detail::PlanValue out = *op->output();
+        ops_.push_back(std::move(op));
+        return out;
+    }
 
     static bool hooked(Module& m) {
         if (m.has_output_hook()) return true;
@@ -327,9 +333,7 @@ private:
         op->conv = &conv, op->bn = bn, op->in = x, op->lo = lo, op->hi = hi;
         op->out = value(s.o, s.ho, s.wo);
         if (residual) op->residual = *residual;
-        const detail::PlanValue out = op->out;
-        ops_.push_back(std::move(op));
-        return out;
+        return push(std::move(op));
     }
 
     // A sequence run as forward_fused runs it; nullopt when it holds something the plan does not know.
@@ -366,18 +370,14 @@ private:
         if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) {
             auto op = std::make_unique<detail::PlanBatchNorm>();
             op->bn = bn, op->in = x, op->out = value(x.c, x.h, x.w);
-            const auto out = op->out;
-            ops_.push_back(std::move(op));
-            return out;
+            return push(std::move(op));
         }
         if (auto* act = dynamic_cast<ActivationSlot*>(&m)) {
             detail::ConvEpilogue e;
             if (!detail::fusable_activation(act, e)) return std::nullopt;
             auto op = std::make_unique<detail::PlanClamp>();
             op->in = x, op->out = value(x.c, x.h, x.w), op->lo = e.lo, op->hi = e.hi;
-            const auto out = op->out;
-            ops_.push_back(std::move(op));
-            return out;
+            return push(std::move(op));
         }
         if (auto* pool = dynamic_cast<MaxPool2d*>(&m)) {
             auto op = std::make_unique<detail::PlanMaxPool>();
@@ -385,16 +385,12 @@ private:
             if (x.h + 2 * p < k || x.w + 2 * p < k) return std::nullopt;
             op->g = {1, x.h, x.w, (x.h + 2 * p - k) / st + 1, (x.w + 2 * p - k) / st + 1, k, st, p};
             op->in = x, op->out = value(x.c, op->g.oh, op->g.ow);
-            const auto out = op->out;
-            ops_.push_back(std::move(op));
-            return out;
+            return push(std::move(op));
         }
         if (dynamic_cast<GlobalAvgPool*>(&m)) {
             auto op = std::make_unique<detail::PlanAvgPool>();
             op->in = x, op->out = value(x.c, 1, 1);
-            const auto out = op->out;
-            ops_.push_back(std::move(op));
-            return out;
+            return push(std::move(op));
         }
         return std::nullopt;
     }
@@ -423,8 +419,7 @@ private:
                 auto op = std::make_unique<detail::PlanShortcutA>();
                 op->in = x, op->stride = stride;
                 op->out = value(out_c, (x.h + stride - 1) / stride, (x.w + stride - 1) / stride);
-                skip = op->out;
-                ops_.push_back(std::move(op));
+                skip = push(std::move(op));
             }
             return add_conv(*conv2, bn2, y, e2.lo, e2.hi, &skip);
         }
@@ -436,9 +431,7 @@ private:
             if (y->c != x.c || y->h != x.h || y->w != x.w) return y;  // no residual: the shape changes
             auto op = std::make_unique<detail::PlanAdd>();
             op->a = x, op->b = *y, op->out = value(x.c, x.h, x.w);
-            const auto out = op->out;
-            ops_.push_back(std::move(op));
-            return out;
+            return push(std::move(op));
         }
         return compile_layer(m, x);
     }
