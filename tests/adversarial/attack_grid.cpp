@@ -76,3 +76,36 @@ TEST_CASE("a grid row's fault-free top-1 is the attack's robust top-1 on the dep
     CHECK(rows[1].campaign.clean_top1 < rows[0].campaign.clean_top1);
     CHECK(rows[1].attack["threat_model"]["eps"] == t.eps);
 }
+
+TEST_CASE("crafting on the faulted model: eps 0 is the plain campaign, and the attack never raises a trial's top-1") {
+    GridOptions o = grid_options();
+    o.craft_on_faulted = true;
+    auto model = small_resnet(5);
+    const Dataset data = random_images(*model, 20, 6);
+    const auto rows = run_attack_grid(*model, data, o);
+    auto clean_model = small_resnet(5);
+    GridOptions plain = grid_options();
+    const auto reference = run_attack_grid(*clean_model, data, plain);
+    REQUIRE(rows.size() == 2);
+    // eps 0: the caller's evaluation of each faulted model sees the campaign's own fault maps.
+    for (std::size_t l = 0; l < reference[0].campaign.levels.size(); ++l) {
+        CAPTURE(l);
+        CHECK(same_trials(rows[0].campaign.levels[l], reference[0].campaign.levels[l]));
+    }
+    // eps > 0: the fault-free column is the same attack; under faults each trial's top-1 is at most the clean
+    // images' top-1 under the same fault map (run_attack never helps an image).
+    CHECK(rows[1].campaign.clean_top1 == reference[1].campaign.clean_top1);
+    bool differs = false;
+    for (std::size_t l = 0; l < rows[1].campaign.levels.size(); ++l)
+        for (std::size_t t = 0; t < rows[1].campaign.levels[l].trials.size(); ++t) {
+            const TrialResult& faulted = rows[1].campaign.levels[l].trials[t];
+            CHECK(faulted.correct <= rows[0].campaign.levels[l].trials[t].correct);
+            CHECK(faulted.faults == reference[1].campaign.levels[l].trials[t].faults);
+            differs |= faulted.correct != reference[1].campaign.levels[l].trials[t].correct;
+        }
+    CHECK(differs);  // crafting on the faulted model changes some trial's result
+
+    GridOptions both = o;
+    both.campaign.fault.site = FaultSite::both;
+    CHECK_THROWS_WITH(run_attack_grid(*small_resnet(5), data, both), doctest::Contains("weight faults only"));
+}

@@ -33,6 +33,7 @@ std::vector<Case> all_attacks() {
         {"apgd-ce l2", [] { return std::make_unique<Apgd>(threat(Norm::l2, 0.5f, 10)); }},
         {"apgd-t", [] { return std::make_unique<Apgd>(threat(Norm::linf, 8.0f / 255, 5), ApgdOptions{.loss = ApgdLoss::dlr_targeted, .target_classes = 3}); }},
         {"square", [] { return std::make_unique<Square>(threat(Norm::linf, 8.0f / 255, 1), SquareOptions{.queries = 40}); }},
+        {"square l2", [] { return std::make_unique<Square>(threat(Norm::l2, 0.5f, 1), SquareOptions{.queries = 40}); }},
         {"autoattack", [] {
              return std::make_unique<AutoAttack>(threat(Norm::linf, 8.0f / 255, 1),
                                                  AutoAttackOptions{.apgd_iterations = 5, .target_classes = 2, .square_queries = 20});
@@ -169,7 +170,7 @@ TEST_CASE("APGD-CE ends in the Linf worst case of a linear classifier") {
 TEST_CASE("attacks give the same images at 1 and 2 threads and at any batch size") {
     auto model = small_resnet();
     const Dataset data = random_images(*model, 20, 3);
-    const std::vector<Case> cases{all_attacks()[3], all_attacks()[4], all_attacks()[7], all_attacks()[8]};
+    const std::vector<Case> cases{all_attacks()[3], all_attacks()[4], all_attacks()[7], all_attacks()[8], all_attacks()[9]};
     for (const auto& c : cases) {
         CAPTURE(c.label);
         auto run = [&](int threads, std::int64_t batch) {
@@ -221,7 +222,24 @@ TEST_CASE("Square's square size schedule follows the reference") {
     CHECK(square.p_selection(9999) == 0.8 / 512);
     Square short_budget(ThreatModel{}, {.queries = 100, .p_init = 0.8});
     CHECK(short_budget.p_selection(1) == 0.2);  // rescaled: iteration 1 of 100 is 100 of 10,000, in (50, 200]
-    ThreatModel l2;
-    l2.norm = Norm::l2;
-    CHECK_THROWS_WITH(Square(l2, {}), doctest::Contains("only the Linf version"));
+}
+
+TEST_CASE("L2 Square fools images with perturbations that use most of the eps budget") {
+    // Every L2 proposal is rescaled to norm eps before clipping to [0,1], so a fooling image sits on (or, after
+    // clipping, a little inside) the eps sphere, never outside the ball.
+    auto model = small_resnet(7);
+    const Dataset data = random_images(*model, 16, 8);
+    const float eps = 0.3f;
+    Square square(threat(Norm::l2, eps, 1), SquareOptions{.queries = 200});
+    const AttackReport r = run_attack(*model, data, square, {.batch_size = 16, .keep_adversarial = false, .on_batch = {}});
+    int fooled = 0;
+    for (const auto& im : r.per_image) {
+        CHECK(im.l2 <= eps * (1 + 1e-5));
+        if (im.clean_prediction == im.label && im.adversarial_prediction != im.label) {
+            ++fooled;
+            CHECK(im.l2 > 0.5 * eps);
+        }
+    }
+    CHECK(fooled > 0);
+    CHECK(r.robust_correct < r.clean_correct);
 }

@@ -1,5 +1,7 @@
 // batch_norm2d: finite-difference gradients in both modes, PyTorch golden values (outputs, gradients and
 // running statistics), accuracy far from zero, bit-identical results at 1 and 2 threads, argument errors.
+// batch_norm_act: finite differences, and bit-identical to batch norm, add and ReLU/ReLU6 in a row.
+#include "ironclad/autograd/activations.hpp"
 #include "ironclad/autograd/norm.hpp"
 
 #include "../golden/ops/norm.inc"
@@ -28,6 +30,61 @@ TEST_CASE("batch_norm2d gradients match finite differences") {
     check_gradients(
         [&](std::vector<Var>& v) { return batch_norm2d(v[0], Var(), Var(), untracked_mean, untracked_var, true); },
         {random_tensor(shape, 4)});
+}
+
+TEST_CASE("batch_norm_act gradients match finite differences") {
+    const Shape shape{3, 2, 3, 4};
+    const float inf = std::numeric_limits<float>::infinity();
+    Tensor<float> mean = random_tensor({2}, 5, -0.5f, 0.5f), var = random_tensor({2}, 6, 0.5f, 1.5f);
+    for (bool training : {true, false})
+        for (float hi : {inf, 0.8f}) {
+            CAPTURE(training);
+            CAPTURE(hi);
+            check_gradients(
+                [&](std::vector<Var>& v) {
+                    return batch_norm_act(v[0], v[1], v[2], mean, var, training, 0.1f, 1e-5f, &v[3], 0.0f, hi);
+                },
+                {random_tensor(shape, 1), random_tensor({2}, 2, 0.5f, 1.5f), random_tensor({2}, 3), random_tensor(shape, 7)});
+        }
+}
+
+TEST_CASE("batch_norm_act equals batch norm, residual add and ReLU/ReLU6 in a row, bit for bit") {
+    const Shape shape{4, 3, 5, 5};
+    for (bool relu6_clip : {false, true})
+        for (bool training : {true, false}) {
+            CAPTURE(relu6_clip);
+            CAPTURE(training);
+            Tensor<float> mean_a = random_tensor({3}, 5, -0.5f, 0.5f), var_a = random_tensor({3}, 6, 0.5f, 1.5f);
+            Tensor<float> mean_b = mean_a.clone(), var_b = var_a.clone();
+            const Tensor<float> x0 = random_tensor(shape, 1, -4.0f, 4.0f), r0 = random_tensor(shape, 2, -3.0f, 3.0f);
+            const Tensor<float> g0 = random_tensor({3}, 3, 0.5f, 4.0f), b0 = random_tensor({3}, 4), w = random_tensor(shape, 9);
+            Var xa(x0.clone(), true), ra(r0.clone(), true), ga(g0.clone(), true), ba(b0.clone(), true);
+            Var xb(x0.clone(), true), rb(r0.clone(), true), gb(g0.clone(), true), bb(b0.clone(), true);
+            Var fused = batch_norm_act(xa, ga, ba, mean_a, var_a, training, 0.1f, 1e-5f, &ra, 0.0f,
+                                       relu6_clip ? 6.0f : std::numeric_limits<float>::infinity());
+            Var sum = add(batch_norm2d(xb, gb, bb, mean_b, var_b, training), rb);
+            Var plain = relu6_clip ? relu6(sum) : relu(sum);
+            fused.backward(w);
+            plain.backward(w);
+            auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
+                return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.numel())) == 0;
+            };
+            CHECK(same(fused.value(), plain.value()));
+            CHECK(same(xa.grad(), xb.grad()));
+            CHECK(same(ra.grad(), rb.grad()));
+            CHECK(same(ga.grad(), gb.grad()));
+            CHECK(same(ba.grad(), bb.grad()));
+            CHECK(same(mean_a, mean_b));
+            CHECK(same(var_a, var_b));
+            // Both clips are active somewhere, so the masks are exercised.
+            int low = 0, high = 0;
+            for (float v : fused.value()) {
+                low += v == 0.0f;
+                high += v == 6.0f;
+            }
+            CHECK(low > 0);
+            if (relu6_clip) CHECK(high > 0);
+        }
 }
 
 TEST_CASE("batch_norm2d matches PyTorch") {

@@ -183,6 +183,16 @@ expect 0 grid --model resnet20 --weights "$emb" --data "$mini" --limit 20 --eps 
     python3 -c "import json, sys; g, p = (json.load(open(f)) for f in sys.argv[1:]); r = g['rows'][0]['results'][0]; sys.exit(0 if r['mean_top1'] == p['results'][0]['mean_top1'] and g['rows'][0]['robust_top1'] == p['top1'] and g['rows'][1]['robust_top1'] <= p['top1'] else 1)" \
         "$tmp/grid.json" "$tmp/plain.json" || fail "grid row eps 0 differs from the plain campaign"
 grep -q "<svg" "$tmp/grid.svg" 2>/dev/null || fail "grid --plot wrote no SVG"
+# crafted on each faulted model: row eps 0 is still the plain campaign; an attack never raises top-1
+expect 0 grid --model resnet20 --weights "$emb" --data "$mini" --limit 20 --eps 0,2/255 --steps 2 --rate 1e-5 --trials 3 \
+    --fault-seed 4 --craft faulted --json "$tmp/gridf.json" &&
+    python3 -c "import json, sys; g, p = (json.load(open(f)) for f in sys.argv[1:]); r = g['rows']; sys.exit(0 if g['crafted_on'] == 'faulted model' and r[0]['results'][0]['mean_top1'] == p['results'][0]['mean_top1'] and r[1]['results'][0]['mean_top1'] <= r[0]['results'][0]['mean_top1'] else 1)" \
+        "$tmp/gridf.json" "$tmp/plain.json" || fail "grid --craft faulted: row eps 0 differs from the plain campaign"
+expect_error 2 "craft 'faulted': faulted needs --site weights" grid --model resnet20 --weights "$emb" --data "$mini" --limit 20 \
+    --rate 1e-5 --craft faulted --site both
+expect_error 2 "craft 'model': expected clean or faulted" grid --model resnet20 --weights "$emb" --data "$mini" --rate 1e-5 --craft model
+expect 0 "${atk[@]}" --attack square --norm l2 --eps 0.5 --queries 20 --json "$tmp/sq.json" &&
+    { cp "$tmp/sq.json" "$tmp/out"; check_json "d['robust_top1'] <= d['clean_top1'] and all(p['l2'] <= 0.5 * (1 + 1e-5) for p in d['per_image'])"; }
 # adversarial training: one short epoch, the checkpoint evaluates with eval and resumes
 rob=(robust-train --model resnet20 --data "$data" --limit 40 --eval-limit 20 --batch 20 --steps 1 --eval-steps 1 --out "$tmp/rob.safetensors")
 expect 0 "${rob[@]}" --loss pgd-at --eps 0.1 --step 0.1 --epochs 1 --json &&

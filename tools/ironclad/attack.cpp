@@ -47,8 +47,6 @@ std::unique_ptr<Attack> make_attack(const Options& o) {
     if (!pgd_attack && !fgsm_attack) refuse("random-start", "its start is always random");
     if (!square_attack && name != "autoattack") refuse("queries", "only square and autoattack query the model");
     if (name != "apgd-t" && name != "autoattack") refuse("targets", "only apgd-t and autoattack have target classes");
-    if ((square_attack || name == "autoattack") && t.norm != Norm::linf)
-        throw UsageError("--attack " + name + " needs --norm linf (the Square attack is implemented for Linf only)");
     if (fgsm_attack) t = fgsm(t.norm, t.eps);
     if (o.given("steps")) t.steps = static_cast<int>(o.integer("steps", 1));
     else if (!fgsm_attack) t.steps = apgd_attack || name == "autoattack" ? 100 : 10;
@@ -107,8 +105,8 @@ int run_attack(const std::vector<std::string>& args) {
               "[0,1] pixel space with the weights' normalisation inside the model, so --eps and --step are in pixel\n"
               "units (8/255 is read as a fraction). An image the model misclassifies already counts as broken.\n"
               "Attacks: fgsm (one step of size eps), pgd (uniform random start, --restarts keep the worst case),\n"
-              "apgd-ce / apgd-t (Croce & Hein 2020; --steps iterations, adaptive step), square (black-box, Linf,\n"
-              "--queries), autoattack (APGD-CE, then APGD-T, then Square on the images still robust).");
+              "apgd-ce / apgd-t (Croce & Hein 2020; --steps iterations, adaptive step), square (black-box, Linf or\n"
+              "L2, --queries), autoattack (APGD-CE, then APGD-T, then Square on the images still robust).");
     o.required("model", "NAME", "architecture (see ironclad models)")
         .required("weights", "FILE", ".safetensors weights")
         .required("data", "PATH", "dataset folder: train/ and test/ image folders, CIFAR binary, or IDX")

@@ -33,7 +33,8 @@ int run_grid(const std::vector<std::string>& args) {
               "Joint robustness to attacks and bit flips: for every attack strength (--eps), the attack is crafted on the\n"
               "fault-free model (weights stored in --format), then a fault campaign evaluates the adversarial images at\n"
               "every --rate (--trials trials each, with intervals). Row eps 0 is the plain campaign on the clean images;\n"
-              "the 'no faults' column is the attack's robust top-1. Prints a table; --json and --plot (SVG heat map).");
+              "the 'no faults' column is the attack's robust top-1. With --craft faulted the attack is crafted again on\n"
+              "every faulted model. Prints a table; --json and --plot (SVG heat map).");
     o.required("model", "NAME", "architecture (see ironclad models)")
         .required("weights", "FILE", ".safetensors weights")
         .required("data", "PATH", "dataset folder: train/ and test/ image folders, CIFAR binary, or IDX")
@@ -46,6 +47,8 @@ int run_grid(const std::vector<std::string>& args) {
         .value("restarts", "R", "PGD random restarts", "1")
         .value("random-start", "on|off", "PGD starts at a uniform random point of the ball", "on")
         .value("seed", "S", "seed of the attacks' random starts", "0")
+        .value("craft", "clean|faulted", "craft the attack on the fault-free model, or again on every faulted model "
+               "(weight faults only)", "clean")
         .value("format", "FORMAT", "storage format whose bits flip: float, qI.F (e.g. q15.16), int8, int8-channel", "q15.16")
         .value("site", "weights|activations|both", "where faults go", "weights")
         .value("count-mode", "exact|reference", "exact binomial counts, or the toolbox's floor(elements x bits x R)", "exact")
@@ -82,6 +85,9 @@ int run_grid(const std::vector<std::string>& args) {
     if (start != "on" && start != "off") o.reject("random-start", "expected on or off");
     g.attack.random_start = start == "on";
     g.attack.seed = o.unsigned_integer("seed");
+    const std::string craft = o.text("craft");
+    if (craft != "clean" && craft != "faulted") o.reject("craft", "expected clean or faulted");
+    g.craft_on_faulted = craft == "faulted";
     CampaignOptions& co = g.campaign;
     try {
         co.fault.site = parse_fault_site(o.text("site"));
@@ -93,6 +99,8 @@ int run_grid(const std::vector<std::string>& args) {
     if (count_mode != "exact" && count_mode != "reference") o.reject("count-mode", "expected exact or reference");
     co.fault.count_mode = count_mode == "reference" ? CountMode::reference : CountMode::ber;
     co.fault.seed = o.unsigned_integer("fault-seed");
+    if (g.craft_on_faulted && co.fault.faults_activations())
+        o.reject("craft", "faulted needs --site weights (activation faults are drawn per image during evaluation)");
     try {
         co.fault.validate();
     } catch (const std::invalid_argument& e) {
@@ -155,6 +163,7 @@ int run_grid(const std::vector<std::string>& args) {
     j["images"] = trained.data.size();
     j["fault_model"] = co.fault.to_json();
     j["interval"] = interval;
+    j["crafted_on"] = g.craft_on_faulted ? "faulted model" : "fault-free model";
     j["rows"] = nlohmann::ordered_json::array();
     HeatMap heat{"top-1 (%) under attack x faults, " + model_name + " " + co.fault.format.name(), "bit error rate",
                  "attack eps", {}, {"none"}, {}, "%"};

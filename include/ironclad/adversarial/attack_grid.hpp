@@ -11,7 +11,9 @@
 //   top-1 of the attack.
 // - Every row uses the campaign options unchanged (same seed: the same fault maps in every row, so rows differ
 //   only by the images). With a state file, row k keeps its own `<state_file>.row<k>` and resumes.
-// - Not done here: crafting the attack on each faulted model (the attacker who knows the faults).
+// - craft_on_faulted (the attacker who knows the faults): in every trial the attack is crafted again on the faulted
+//   model (the trial's fault map applied in place, Campaign::set_faulted_evaluation) and evaluated there; the
+//   fault-free column and the golden predictions stay those of the fault-free attack. Weight faults only.
 #pragma once
 
 #include "ironclad/adversarial/normalized_model.hpp"
@@ -26,6 +28,7 @@ struct GridOptions {
     ThreatModel attack;            // norm, steps, restarts, random start and seed of every row's attack
     float step_fraction = 0.25f;   // PGD step = step_fraction * eps
     bool fgsm = false;             // FGSM (one step of eps) instead of PGD
+    bool craft_on_faulted = false; // craft each trial's attack on the faulted model (weight faults only)
     CampaignOptions campaign;      // fault model, levels, trials, margin, interval, state file
     std::int64_t batch_size = 128;
 };
@@ -48,6 +51,9 @@ inline std::vector<GridRow> run_attack_grid(NormalizedModel& model, const Datase
                                             const GridCallbacks& cb = {}) {
     if (opt.strengths.empty()) throw std::invalid_argument("attack grid: no attack strengths");
     if (!(opt.step_fraction > 0)) throw std::invalid_argument("attack grid: step_fraction must be positive");
+    if (opt.craft_on_faulted && opt.campaign.fault.faults_activations())
+        throw std::invalid_argument("attack grid: crafting the attack on the faulted model needs weight faults only "
+                                    "(activation faults are drawn per image during evaluation)");
     for (auto& [name, p] : model.net().named_parameters()) store_in(p.value(), opt.campaign.fault.format);
     model.eval();
     std::vector<GridRow> rows;
@@ -71,8 +77,17 @@ inline std::vector<GridRow> run_attack_grid(NormalizedModel& model, const Datase
         }
         CampaignOptions co = opt.campaign;
         co.identity["attack"] = attack.to_json();
+        co.identity["crafted_on"] = opt.craft_on_faulted ? "faulted model" : "fault-free model";
         if (!co.state_file.empty()) co.state_file += ".row" + std::to_string(k);
         Campaign campaign(model.net(), set, co);
+        if (opt.craft_on_faulted)
+            campaign.set_faulted_evaluation([&] {
+                const AttackReport faulted = run_attack(model, data, attack, {.batch_size = opt.batch_size, .keep_adversarial = false, .on_batch = {}});
+                std::vector<std::int32_t> pred;
+                pred.reserve(faulted.per_image.size());
+                for (const ImageResult& im : faulted.per_image) pred.push_back(im.adversarial_prediction);
+                return pred;
+            });
         GridRow row{eps, attack.to_json(), adversarial.seconds, campaign.run(cb.campaign)};
         rows.push_back(std::move(row));
     }

@@ -5,9 +5,8 @@
 // any stage fools it; its adversarial image is the one from that stage, and a robust image is returned unchanged.
 // Defaults are AutoAttack's standard settings: APGD-CE 100 iterations and 1 restart, APGD-T 100 iterations over
 // 9 target classes, Square 5000 queries with p_init 0.8. FAB-T (the fourth standard attack) is not included, so the
-// sequence may be weaker than standard AutoAttack. Square is Linf only: with an L2 threat model
-// the sequence is APGD-CE + APGD-T. statistics() counts, over all batches so far, the images classified correctly
-// clean and after each stage.
+// sequence may be weaker than standard AutoAttack. Square runs in the threat model's norm (Linf or L2).
+// statistics() counts, over all batches so far, the images classified correctly clean and after each stage.
 #pragma once
 
 #include "ironclad/adversarial/apgd.hpp"
@@ -32,11 +31,9 @@ public:
         stages_.push_back(std::make_unique<Apgd>(apgd, ApgdOptions{.loss = ApgdLoss::ce}));
         stages_.push_back(
             std::make_unique<Apgd>(apgd, ApgdOptions{.loss = ApgdLoss::dlr_targeted, .target_classes = opt_.target_classes}));
-        if (threat_.norm == Norm::linf) {
-            ThreatModel square = threat_;
-            square.restarts = 1;
-            stages_.push_back(std::make_unique<Square>(square, SquareOptions{.queries = opt_.square_queries}));
-        }
+        ThreatModel square = threat_;
+        square.restarts = 1;
+        stages_.push_back(std::make_unique<Square>(square, SquareOptions{.queries = opt_.square_queries}));
         robust_after_.assign(stages_.size() + 1, 0);
     }
     std::string name() const override { return "autoattack"; }

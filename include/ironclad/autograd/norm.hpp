@@ -9,12 +9,14 @@
 // double, shifted by the channel's first value against cancellation): bit-identical for any thread count.
 #pragma once
 
+#include "ironclad/autograd/elementwise.hpp"
 #include "ironclad/autograd/variable.hpp"
 #include "ironclad/core/gemm.hpp"
 #include "ironclad/core/parallel.hpp"
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -63,8 +65,24 @@ inline void normalize_planes(const float* in, float* out, const NormShape& s, co
 
 }  // namespace detail
 
+// batch_norm_act: clip(batch_norm2d(x, ...) [+ residual], lo, hi) as one tape node, in training and eval mode.
+// The forward rounds exactly as the three ops in a row; the backward masks the output's gradient from the output
+// itself (lo < y < hi, NaN passing: relu/relu6's rule when lo = 0 and hi = +inf or 6), passes it to the residual
+// and then through the batch norm, giving the unfused gradients bit for bit. The tape keeps only x and y (not
+// the normalised tensor nor the sum), which is what training memory needs. lo = -inf, hi = +inf: no clip.
+inline Var batch_norm_act(const Var& x, const Var& gamma, const Var& beta, Tensor<float>& running_mean,
+                          Tensor<float>& running_var, bool training, float momentum, float eps, const Var* residual,
+                          float lo, float hi);
+
 inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<float>& running_mean,
                         Tensor<float>& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f) {
+    return batch_norm_act(x, gamma, beta, running_mean, running_var, training, momentum, eps, nullptr,
+                          -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity());
+}
+
+inline Var batch_norm_act(const Var& x, const Var& gamma, const Var& beta, Tensor<float>& running_mean,
+                          Tensor<float>& running_var, bool training, float momentum, float eps, const Var* residual,
+                          float lo, float hi) {
     if (!x.defined()) throw std::invalid_argument("batch_norm2d: input must be defined");
     const Shape& xs = x.shape();
     auto fail = [&](const std::string& problem) {
@@ -85,6 +103,9 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
     if (!training && !track) fail("eval mode needs running statistics");
     if (training && s.count() < 2) fail("training needs more than one value per channel");
     if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) fail("need eps > 0 and momentum in [0, 1]");
+    if (residual && (!residual->defined() || residual->shape() != xs)) fail("the residual must have the input's shape");
+    if (!(lo < hi)) fail("the clip needs lo < hi");
+    const bool clips = lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity();
 
     // Statistics used to normalise, and the affine map they give: y = (x - mean) * scale + shift.
     Tensor<float> mean({s.c}), invstd({s.c}), scale({s.c}), shift({s.c});
@@ -118,11 +139,32 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
     }
     auto y = Tensor<float>::uninitialized(xs);
     detail::normalize_planes(xd, y.data(), s, mean.data(), scale.data(), shift.data());
+    if (residual || clips) {
+        float* yd = y.data();
+        const float* rd = residual ? residual->value().data() : nullptr;
+        detail::elementwise_for(y.numel(), [=](std::int64_t i) {
+            const float v = rd ? yd[i] + rd[i] : yd[i];
+            yd[i] = v < lo ? lo : (v > hi ? hi : v);
+        });
+    }
 
-    auto backward = [xv = x.value(), s, training, mean, invstd, scale](Node& node) {
+    const bool affine = gamma.defined();
+    auto backward = [xv = x.value(), s, training, mean, invstd, scale, affine, has_residual = residual != nullptr,
+                     clips, lo, hi](Node& node) {
         Node* px = node.parents[0].get();
-        Node* pg = node.parents.size() > 1 ? node.parents[1].get() : nullptr;
-        Node* pb = node.parents.size() > 1 ? node.parents[2].get() : nullptr;
+        Node* pg = affine ? node.parents[1].get() : nullptr;
+        Node* pb = affine ? node.parents[2].get() : nullptr;
+        if (clips) {  // this node's gradient is complete and read by nothing else: masked in place
+            float* g = node.grad.data();
+            const float* yv = node.value.data();
+            const float inf = std::numeric_limits<float>::infinity();
+            const float lo_kink = lo > -inf ? lo : std::numeric_limits<float>::quiet_NaN();  // NaN: never met
+            const float hi_kink = hi < inf ? hi : std::numeric_limits<float>::quiet_NaN();
+            detail::elementwise_for(node.grad.numel(), [=](std::int64_t i) {
+                if (yv[i] <= lo_kink || yv[i] >= hi_kink) g[i] = 0.0f;
+            });
+        }
+        if (has_residual && node.parents.back()->requires_grad) detail::add_scaled(*node.parents.back(), node.grad, 1.0f);
         const float* dy = node.grad.data();
         const bool dx_accumulates = px->requires_grad && px->grad_accumulates();
         float* dx = px->requires_grad ? px->grad.data() : nullptr;
@@ -154,7 +196,9 @@ inline Var batch_norm2d(const Var& x, const Var& gamma, const Var& beta, Tensor<
             }
         }, 2 * s.count());
     };
-    if (gamma.defined()) return make_result(std::move(y), {&x, &gamma, &beta}, std::move(backward));
+    if (affine && residual) return make_result(std::move(y), {&x, &gamma, &beta, residual}, std::move(backward));
+    if (affine) return make_result(std::move(y), {&x, &gamma, &beta}, std::move(backward));
+    if (residual) return make_result(std::move(y), {&x, residual}, std::move(backward));
     return make_result(std::move(y), {&x}, std::move(backward));
 }
 

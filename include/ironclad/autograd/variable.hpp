@@ -26,16 +26,22 @@ inline thread_local bool grad_mode_enabled = true;
 
 inline bool grad_enabled() { return detail::grad_mode_enabled; }
 
-// Disables recording in its scope (evaluation, attacks' projection steps, optimizer updates).
-class NoGradGuard {
+// Sets recording on or off in its scope and restores the previous mode after.
+class GradModeGuard {
 public:
-    NoGradGuard() : previous_(detail::grad_mode_enabled) { detail::grad_mode_enabled = false; }
-    ~NoGradGuard() { detail::grad_mode_enabled = previous_; }
-    NoGradGuard(const NoGradGuard&) = delete;
-    NoGradGuard& operator=(const NoGradGuard&) = delete;
+    explicit GradModeGuard(bool enabled) : previous_(detail::grad_mode_enabled) { detail::grad_mode_enabled = enabled; }
+    ~GradModeGuard() { detail::grad_mode_enabled = previous_; }
+    GradModeGuard(const GradModeGuard&) = delete;
+    GradModeGuard& operator=(const GradModeGuard&) = delete;
 
 private:
     bool previous_;
+};
+
+// Disables recording in its scope (evaluation, attacks' projection steps, optimizer updates).
+class NoGradGuard : public GradModeGuard {
+public:
+    NoGradGuard() : GradModeGuard(false) {}
 };
 
 struct Node {

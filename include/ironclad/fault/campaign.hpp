@@ -12,6 +12,8 @@
 // - Speed: a trial with no fault is the golden result (no inference); otherwise the forward pass restarts at the
 //   first stage (nn/stages.hpp) that holds a fault, from golden stage inputs cached once; activation faults
 //   recompute only the images that received one. Weight faults are applied in place and restored after the trial.
+// - set_faulted_evaluation: the caller evaluates each faulted model itself (e.g. attacks it), weight faults only;
+//   the fault maps, statistics and state file stay the campaign's.
 // - Statistics per level over finished trials: mean, sample std and a Student-t 95% interval of the per-trial
 //   top-1 ("trials" interval: the variation between fault maps), and the Wilson 95% interval of the pooled top-1
 //   over all (fault map, image) pairs ("pooled": each pair one sample, the statistical fault injection model of
@@ -236,6 +238,20 @@ public:
         for (auto& [m, hook] : saved_hooks_) m->set_output_hook(hook);
     }
 
+    // Predictions of the evaluation set's images by the model as it stands (its weights faulted in place).
+    using FaultedEvaluation = std::function<std::vector<std::int32_t>()>;
+    // Trials evaluated by the caller instead of by restarting the cached golden run: each trial's weight faults (the
+    // map run_trial draws) are applied in place, `evaluate` runs with gradients on (it may attack the faulted model)
+    // and its predictions are counted against the golden run's. Weight faults only: activation faults are drawn
+    // per image inside the campaign's own evaluation.
+    void set_faulted_evaluation(FaultedEvaluation evaluate) {
+        if (evaluate && opt_.fault.faults_activations())
+            throw std::invalid_argument("fault campaign: an evaluation of the faulted model by the caller needs weight "
+                                        "faults only (site weights), not " + std::string(to_string(opt_.fault.site)));
+        if (evaluate && exact_) throw std::invalid_argument("fault campaign: exact arithmetic evaluates itself");
+        faulted_evaluation_ = std::move(evaluate);
+    }
+
     const std::vector<FaultTarget>& weight_targets() const { return injector_->targets(); }
     const std::vector<ActivationSite>& activation_targets() const { return activation_sites_; }
     // The golden run; called by run() when needed.
@@ -327,7 +343,13 @@ public:
             // Exact arithmetic recomputes every image, so that the trial's overflow counts are whole.
             const bool all = !weight_faults.empty() || exact_;
             try {
-                if (all)
+                if (faulted_evaluation_) {
+                    GradModeGuard grad(true);
+                    pred = faulted_evaluation_();
+                    if (pred.size() != golden_pred_.size())
+                        throw std::logic_error("fault campaign: the faulted evaluation returned " + std::to_string(pred.size()) +
+                                               " predictions for " + std::to_string(golden_pred_.size()) + " images");
+                } else if (all)
                     recompute_all(static_cast<std::size_t>(first), pred, finite);
                 else
                     recompute_images(static_cast<std::size_t>(first), hit_images, pred, finite);
@@ -701,6 +723,7 @@ private:
     std::vector<std::pair<Module*, OutputHook>> saved_hooks_;
     std::unique_ptr<ExactNetwork> exact_;
     std::unique_ptr<InferencePlan> plan_;  // float trials' restarts
+    FaultedEvaluation faulted_evaluation_;
     StageChain chain_;
     std::vector<std::map<std::string, SaturationCounts>> golden_counts_;
     std::vector<std::vector<StageValue>> cache_;

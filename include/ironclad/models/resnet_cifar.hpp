@@ -55,8 +55,13 @@ public:
             const Var skip = shortcut();
             return conv_bn_act(y, *conv2_, *bn2_, relu2_.get(), &skip);
         }
-        y = (*bn2_)((*conv2_)(y));  // PyTorch's order: the shortcut's modules run after bn2
-        return (*relu2_)(add(y, shortcut()));
+        y = (*conv2_)(y);
+        if (bn2_->has_output_hook()) {
+            y = (*bn2_)(y);  // PyTorch's order: the shortcut's modules run after bn2
+            return (*relu2_)(add(y, shortcut()));
+        }
+        const Var skip = shortcut();  // bn2 has no hook, so nothing can see that it runs after the shortcut
+        return bn_act(y, *bn2_, relu2_.get(), &skip);
     }
     std::string type_name() const override { return "BasicBlock"; }
 
@@ -97,7 +102,7 @@ public:
     }
     // x: [N,in_channels,H,W] -> logits [N,num_classes]
     Var forward(const Var& x) override {
-        Var y = (*relu_)((*bn1_)((*conv1_)(x)));
+        Var y = bn_act((*conv1_)(x), *bn1_, relu_.get());  // bit-identical to the three modules in a row
         for (auto& stage : stages_) y = (*stage)(y);
         return (*head_)((*pool_)(y));
     }

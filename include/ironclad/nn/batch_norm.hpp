@@ -26,6 +26,7 @@ public:
     Tensor<float>& running_mean() { return running_mean_; }
     Tensor<float>& running_var() { return running_var_; }
     float eps() const { return eps_; }
+    float momentum() const { return momentum_; }
 
 private:
     float momentum_, eps_;

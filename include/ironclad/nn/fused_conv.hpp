@@ -9,7 +9,10 @@
 // residual add and a plain ReLU/ReLU6 (slot and implementation without hooks) are applied to each image's output
 // while it is in cache. Folding is redone on every call from the stored parameters, so faults flipped into the
 // weights or batch-norm parameters take effect. Otherwise the modules run one by one through operator(), exactly
-// as unfused. Fused and unfused results differ by float rounding only (about 1e-6 relative).
+// as unfused, except that bn_act runs the batch norm, the residual add and a plain ReLU/ReLU6 as one tape node
+// (batch_norm_act: bit-identical values and gradients, and the tape keeps only its output, as training memory
+// needs) when neither the batch norm nor the activation carries a hook. Fused and unfused results differ by
+// float rounding only (about 1e-6 relative).
 // forward_fused(seq, x) runs a Sequential with every Conv2d, BatchNorm2d[, ActivationSlot] run fused; blocks
 // that form a single stage of the stage chain use it for their inner sequences, so a flattened chain and the
 // model's forward stay bit-identical.
@@ -72,13 +75,23 @@ inline std::pair<Tensor<float>, Tensor<float>> fold_batch_norm(Conv2d& conv, Bat
     return {std::move(folded), std::move(shift)};
 }
 
-inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSlot* act = nullptr,
-                       const Var* residual = nullptr) {
-    if (!can_fuse_conv_bn(conv, bn)) {
-        Var y = bn(conv(x));
+// act(bn(x) + residual) in any mode; one node unless the batch norm's hook must see its output.
+inline Var bn_act(const Var& x, BatchNorm2d& bn, ActivationSlot* act = nullptr, const Var* residual = nullptr) {
+    if (bn.has_output_hook()) {
+        Var y = bn(x);
         if (residual) y = add(y, *residual);
         return act ? (*act)(y) : y;
     }
+    detail::ConvEpilogue e;
+    const bool act_fused = detail::fusable_activation(act, e);
+    Var y = batch_norm_act(x, bn.weight(), bn.bias(), bn.running_mean(), bn.running_var(), bn.is_training(),
+                           bn.momentum(), bn.eps(), residual, e.lo, e.hi);
+    return act && !act_fused ? (*act)(y) : y;
+}
+
+inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSlot* act = nullptr,
+                       const Var* residual = nullptr) {
+    if (!can_fuse_conv_bn(conv, bn)) return bn_act(conv(x), bn, act, residual);
     const Conv2dSpec& spec = conv.spec();
     const detail::ConvShape s =
         detail::conv_shape(x, conv.weight(), conv.bias(), Conv2dOptions{spec.stride, spec.padding, spec.groups});
@@ -129,7 +142,7 @@ inline Var forward_fused(Sequential& seq, const Var& x) {
         }
         auto* conv = dynamic_cast<Conv2d*>(parts[i].second.get());
         auto* bn = i + 1 < parts.size() ? dynamic_cast<BatchNorm2d*>(parts[i + 1].second.get()) : nullptr;
-        if (!conv || !bn || !can_fuse_conv_bn(*conv, *bn)) {
+        if (!conv || !bn) {
             y = (*parts[i].second)(y);
             continue;
         }
