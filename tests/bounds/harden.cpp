@@ -67,8 +67,13 @@ TEST_CASE("harden: each method's layout, and refusals") {
         CHECK(slots[0].mode == (m == HardenMethod::ranger ? BoundMode::zero : BoundMode::smooth));
         CHECK(slots[0].granularity == (m == HardenMethod::ranger ? BoundGranularity::layer : BoundGranularity::neuron));
         CHECK(r.calibration_images == 64);
-        CHECK(r.held_out_images == (m == HardenMethod::proact ? 100 : 0));
+        CHECK(r.held_out_images == (m == HardenMethod::ranger ? 0 : 100));
         CHECK(r.train_images == (m == HardenMethod::ranger ? 0 : 128));
+        if (m == HardenMethod::fitact) {  // FitAct's after-training check is the returned model on the held-out part
+            const Dataset held_out = training_subsets(split, opt.subsets, opt.seed).held_out;
+            CHECK(r.fitact_final_top1 == evaluate(*net, held_out, opt.eval_loader).top1);
+            CHECK(r.fitact_start_top1 > 0);
+        }
     }
 
     auto net = brighter_pixel_network();

@@ -210,7 +210,7 @@ expect 0 inject --model resnet20 --weights "$hard" --data "$data" --limit 100 --
     { cp "$tmp/hinj.json" "$tmp/out"; check_json "'relu.bound' in d['weight_sites'] and 'layer3.2.relu2.bound' in d['weight_sites']"; }
 expect 0 harden --model resnet20 --weights "$ckpt" --data "$data" --method fitact --calibration 100 --train-images 100 \
     --batch 50 --epochs 1 --out "$tmp/fitact.safetensors" --json &&
-    check_json "d['mode'] == 'smooth' and d['granularity'] == 'neuron' and d['fitact']['steps'] == 2 and d['bound_parameters'] > 10000"
+    check_json "d['mode'] == 'smooth' and d['granularity'] == 'neuron' and d['fitact']['steps'] == 2 and d['bound_parameters'] > 10000 and 0 < d['fitact']['start_top1'] <= 100 and 0 < d['fitact']['final_top1'] <= 100"
 expect 0 compare --model resnet20 --weights "$ckpt,$hard" --data "$data" --limit 100 --rate 0,1e-4 --trials 2 \
     --json "$tmp/cmp.json" --plot "$tmp/cmp.svg" &&
     { grep -q "| unbounded | none |" "$tmp/out" && grep -q "| ranger | ranger | zero, layer | 19 " "$tmp/out" || fail "compare: no table rows"; }

@@ -39,7 +39,7 @@ int run_harden(const std::vector<std::string>& args) {
         .value("k", "K", "steepness of the smooth mode", "20")
         .value("calibration", "N", "calibration images drawn from the train split", "1024")
         .value("train-images", "N", "fitact/proact: training images drawn from the train split", "5000")
-        .value("held-out", "N", "proact: held-out training images for the accuracy check", "1000")
+        .value("held-out", "N", "fitact/proact: held-out training images for the accuracy check", "1000")
         .value("epochs", "N", "fitact: epochs over the training images", "3")
         .value("lr", "LR", "fitact/proact: Adam learning rate (default: 1e-3 fitact, 0.1 proact)")
         .value("weight-decays", "W,...", "proact: the weight-decay sweep per slot, strong to weak", "4e-5,4e-6,4e-7")
@@ -243,6 +243,11 @@ int run_harden(const std::vector<std::string>& args) {
     if (h.method == HardenMethod::fitact) {
         j["fitact"] = {{"steps", report.fitact.steps}, {"final_loss", report.fitact.loss}};
         human << "fitact: " << report.fitact.steps << " steps, final loss " << report.fitact.loss << "\n";
+        if (report.held_out_images > 0) {
+            j["fitact"].update({{"start_top1", report.fitact_start_top1}, {"final_top1", report.fitact_final_top1}});
+            human << "fitact: held-out top-1 " << report.fitact_start_top1 << "% (Ranger start) -> "
+                  << report.fitact_final_top1 << "%\n";
+        }
     }
     if (h.method == HardenMethod::proact) {
         j["proact"] = {{"reference_top1", report.proact.reference_top1}, {"final_top1", report.proact.final_top1}};

@@ -6,7 +6,9 @@
 //   ranger     Ranger's maxima at the chosen granularity, in the chosen mode.
 //   ftclipact  Ranger's layer maxima, then FT-ClipAct's interval search (layer granularity only), its campaigns on
 //              the calibration images (or the first search_images of them: the search costs ~10 campaigns a slot).
-//   fitact     Ranger's maxima in smooth mode, trained jointly (default granularity neuron).
+//   fitact     Ranger's maxima in smooth mode, trained jointly (default granularity neuron); top-1 on the held-out
+//              training images is measured before and after, so the training budget can be judged without the
+//              test set.
 //   proact     Ranger's maxima in smooth mode, trained progressively with distillation (default hybrid).
 // FitAct and ProAct train in smooth mode and then switch the slots to the chosen mode (smooth by default); threshold
 // mode, which needs Ranger's batch means as its fill values, is for ranger and ftclipact only.
@@ -82,6 +84,7 @@ struct HardenReport {
     std::int64_t calibration_images = 0, train_images = 0, held_out_images = 0, search_images = 0;
     std::vector<FtClipActSlotReport> ftclipact;
     BoundTrainResult fitact;
+    double fitact_start_top1 = 0, fitact_final_top1 = 0;  // held-out top-1 of the Ranger start and of FitAct's bounds
     ProActReport proact;
     double seconds = 0;
 };
@@ -109,7 +112,7 @@ inline HardenReport harden(Module& model, const Dataset& train_split, const Hard
                                     " trains bounds in smooth mode; threshold mode is for ranger and ftclipact");
 
     SubsetSizes sizes = opt.subsets;
-    if (opt.method != HardenMethod::proact) sizes.held_out = 0;
+    if (!trains) sizes.held_out = 0;
     if (!trains) sizes.train = 0;
     const TrainingSubsets parts = training_subsets(train_split, sizes, opt.seed);
     HardenReport report;
@@ -134,7 +137,10 @@ inline HardenReport harden(Module& model, const Dataset& train_split, const Hard
         BoundTrainOptions f = opt.fitact;
         f.loader.mean = opt.eval_loader.mean;
         f.loader.std = opt.eval_loader.std;
+        const bool check = parts.held_out.size() > 0;
+        if (check) report.fitact_start_top1 = evaluate(model, parts.held_out, opt.eval_loader).top1;
         report.fitact = fitact(model, parts.train, f, cb.on_step);
+        if (check) report.fitact_final_top1 = evaluate(model, parts.held_out, opt.eval_loader).top1;
     } else if (opt.method == HardenMethod::proact) {
         if (cb.on_stage) cb.on_stage("proact");
         ProActOptions p = opt.proact;

@@ -2,7 +2,8 @@
 // reproducible and disjoint where it matters.
 //
 // Contract: with p = the permutation of the split's indices drawn from Rng::stream(seed, 0):
-//   held_out     p[0, held_out)                               ProAct's accept/reject check (never trained on)
+//   held_out     p[0, held_out)                               ProAct's accept/reject check, FitAct's before/after
+//                                                             check (never trained on)
 //   calibration  p[held_out, held_out + calibration)          Ranger's maxima, FT-ClipAct's campaigns
 //   train        p[held_out, held_out + train)                FitAct / ProAct bound training (holds calibration)
 // Each part keeps the split's stored order. A count larger than what is left is an error naming the part.
