@@ -187,13 +187,13 @@ int run_attack(const std::vector<std::string>& args) {
         for (auto& [stage, count] : statistics.items())
             std::printf("  %-28s %lld images\n", stage.c_str(), static_cast<long long>(count.get<std::int64_t>()));
     if (o.given("json")) {
-        const std::string text = j.dump(2) + "\n";
+        const std::string text = json_text(j);
         write_file_atomic(o.text("json"), std::as_bytes(std::span(text.data(), text.size())));
     }
     if (o.given("save-adv")) {
         nlohmann::ordered_json meta = j;
         meta.erase("per_image");
-        save_adversarial(o.text("save-adv"), r, {{"attack", meta.dump()}, {"mean", format_reals(trained.norm.mean)},
+        save_adversarial(o.text("save-adv"), r, {{"attack", json_text(meta, -1)}, {"mean", format_reals(trained.norm.mean)},
                                                  {"std", format_reals(trained.norm.std)}});
     }
     return 0;

@@ -5,6 +5,7 @@
 #include "common.hpp"
 #include "report.hpp"
 
+#include "ironclad/bounds/bound_io.hpp"
 #include "ironclad/fault/campaign.hpp"
 #include "ironclad/fault/svg_plot.hpp"
 #include "ironclad/io/atomic_file.hpp"
@@ -209,7 +210,7 @@ int run_compare(const std::vector<std::string>& args) {
         j["interval"] = interval;
         j["rates"] = co.levels;
         j["rows"] = rows;
-        write_text(o.text("json"), j.dump(2) + "\n");
+        write_text(o.text("json"), json_text(j));
     }
     if (o.given("plot")) {
         PlotAxes axes;

@@ -120,7 +120,7 @@ int run_eval(const std::vector<std::string>& args) {
         j["loss"] = r.loss;
         j["seconds"] = seconds;
         j["images_per_s"] = static_cast<double>(r.images) / seconds;
-        std::cout << j.dump(2) << "\n";
+        std::cout << json_text(j);
     } else {
         std::printf(
             "%s (%s) on %s, %s split, %lld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.1f s, %.0f images/s)\n",

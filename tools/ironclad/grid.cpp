@@ -200,7 +200,7 @@ int run_grid(const std::vector<std::string>& args) {
     auto write_text = [](const std::string& path, const std::string& text) {
         write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
     };
-    if (o.given("json")) write_text(o.text("json"), j.dump(2) + "\n");
+    if (o.given("json")) write_text(o.text("json"), json_text(j));
     if (o.given("plot")) write_text(o.text("plot"), heat_map_svg(heat));
     return 0;
 }

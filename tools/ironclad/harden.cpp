@@ -195,7 +195,7 @@ int run_harden(const std::vector<std::string>& args) {
                         {"iterations", h.ftclipact.iterations}, {"min_iterations", h.ftclipact.min_iterations},
                         {"delta", h.ftclipact.delta}, {"format", h.ftclipact.fault.format.name()},
                         {"count_mode", count_mode}});
-    metadata["bound_options"] = options.dump();
+    metadata["bound_options"] = json_text(options, -1);
     save_hardened_model(out, *trained.model, to_string(h.method), metadata);
 
     const auto slots = bounded_slots(*trained.model);
@@ -256,7 +256,7 @@ int run_harden(const std::vector<std::string>& args) {
     }
     j["seconds"] = report.seconds;
     human << "wrote " << out << " (" << report.seconds << " s)\n";
-    if (json) std::cout << j.dump(2) << "\n";
+    if (json) std::cout << json_text(j);
     return 0;
 }
 

@@ -394,7 +394,7 @@ int run_inject(const std::vector<std::string>& args) {
     auto write_text = [](const std::string& path, const std::string& text) {
         write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
     };
-    if (!json_path.empty()) write_text(json_path, j.dump(2) + "\n");
+    if (!json_path.empty()) write_text(json_path, json_text(j));
     if (o.given("csv")) {
         std::string csv = std::string(fm.count_mode == CountMode::count ? "flips" : "rate") +
                           ",trials,top1,mean_top1,std_top1,ci95_low,ci95_high,sdc_rate,sdc_rate_on_correct,mean_faults,"

@@ -1,8 +1,7 @@
 // ironclad models: the architectures of the registry with their size and cost for one CIFAR-sized image.
 #include "commands.hpp"
-#include "options.hpp"
+#include "common.hpp"
 
-#include "ironclad/models/registry.hpp"
 #include "ironclad/models/summary.hpp"
 
 #include <nlohmann/json.hpp>
@@ -25,7 +24,7 @@ int run_models(const std::vector<std::string>& args) {
     const Shape input{1, cfg.in_channels, cfg.input_size, cfg.input_size};
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     if (!o.given("json")) std::printf("%-20s %-12s %12s %14s\n", "model", "family", "parameters", "MACs");
-    for (const ModelInfo& info : model_registry()) {
+    for (const ModelInfo& info : known_models()) {
         auto model = info.build(cfg);
         const ModelSummary s = summarize(*model, input);
         if (o.given("json"))
@@ -39,7 +38,7 @@ int run_models(const std::vector<std::string>& args) {
         j["input"] = {cfg.in_channels, cfg.input_size, cfg.input_size};
         j["num_classes"] = cfg.num_classes;
         j["models"] = list;
-        std::cout << j.dump(2) << "\n";
+        std::cout << json_text(j);
     }
     return 0;
 }

@@ -151,13 +151,13 @@ int run_robust_train(const std::vector<std::string>& args) {
     Metadata previous;
     int epochs_done = 0;
     if (resuming) {
-        previous = load_safetensors(out).metadata;
+        previous = read_metadata(out);
         const auto done = previous.find("epochs_done");
         if (done == previous.end() || !parse_number(done->second, epochs_done) || !previous.count("threat_model"))
             throw std::runtime_error(out + " exists but is not a checkpoint of ironclad robust-train; choose another --out");
         if (epochs_done >= t.epochs) {
             human << out << " already holds " << epochs_done << " epochs (--epochs " << t.epochs << "): nothing to do\n";
-            if (json) std::cout << nlohmann::ordered_json{{"out", out}, {"resumed_after", epochs_done}, {"epochs", nlohmann::ordered_json::array()}}.dump(2) << "\n";
+            if (json) std::cout << json_text({{"out", out}, {"resumed_after", epochs_done}, {"epochs", nlohmann::ordered_json::array()}});
             return 0;
         }
     } else {
@@ -168,7 +168,7 @@ int run_robust_train(const std::vector<std::string>& args) {
 
     const Dataset train = load_split(data, true, limit);
     const Dataset held_out = load_split(data, false, eval_limit, "eval-limit");
-    const Metadata init_metadata = o.given("init") ? load_safetensors(o.text("init")).metadata : Metadata{};
+    const Metadata init_metadata = o.given("init") ? read_metadata(o.text("init")) : Metadata{};
     auto norm = find_normalization(o, resuming ? previous : init_metadata, resuming ? out : o.given("init") ? o.text("init") : out);
     if (!norm) norm = Normalization{std::vector<float>(static_cast<std::size_t>(train.channels()), 0.0f),
                                     std::vector<float>(static_cast<std::size_t>(train.channels()), 1.0f)};
@@ -195,7 +195,7 @@ int run_robust_train(const std::vector<std::string>& args) {
                   {"seed", std::to_string(seed)},
                   {"init", o.given("init") ? o.text("init") : std::string("random")},
                   {"loss", to_string(r.loss)},
-                  {"threat_model", r.attack.to_json().dump()},
+                  {"threat_model", json_text(r.attack.to_json(), -1)},
                   {"beta", r.loss == RobustLoss::trades ? shortest(r.beta) : "-"},
                   {"temperature", r.loss == RobustLoss::ard ? shortest(r.temperature) : "-"},
                   {"alpha", r.loss == RobustLoss::ard ? shortest(r.alpha) : "-"},
@@ -211,12 +211,12 @@ int run_robust_train(const std::vector<std::string>& args) {
         human << "resuming " << out << " after epoch " << epochs_done << " of " << t.epochs << "\n";
     }
 
-    auto student = std::make_shared<NormalizedModel>(build_model(model_name, cfg), norm->mean, norm->std);
-    if (o.given("init") && !resuming) load_model(o.text("init"), *student);
+    auto student = std::make_shared<NormalizedModel>(make_model(model_name, cfg), norm->mean, norm->std);
+    if (o.given("init") && !resuming) load_weights(o.text("init"), *student);
     std::shared_ptr<NormalizedModel> teacher;
     if (o.given("teacher")) {
         const std::string file = o.text("teacher");
-        const Metadata meta = load_safetensors(file).metadata;
+        const Metadata meta = read_metadata(file);
         const auto mean = meta.find("mean"), stddev = meta.find("std");
         Normalization teacher_norm;
         if (mean == meta.end() || stddev == meta.end() || !parse_reals(mean->second, teacher_norm.mean) ||
@@ -224,9 +224,9 @@ int run_robust_train(const std::vector<std::string>& args) {
             throw std::runtime_error(file + " has no readable mean/std metadata: the teacher's normalisation is unknown");
         const auto teacher_shortcut = parse_shortcut(meta.count("shortcut") ? meta.at("shortcut") : "A");
         if (!teacher_shortcut) throw std::runtime_error(file + ": unknown shortcut in the metadata");
-        teacher = std::make_shared<NormalizedModel>(build_model(teacher_model, model_config(train, *teacher_shortcut, 0)),
+        teacher = std::make_shared<NormalizedModel>(make_model(teacher_model, model_config(train, *teacher_shortcut, 0)),
                                                     teacher_norm.mean, teacher_norm.std);
-        load_model(file, *teacher);
+        load_weights(file, *teacher);
     }
     human << "robust training (" << to_string(r.loss) << ", " << r.attack.describe() << ") of " << model_name << " on "
           << data << ": " << train.size() << " train / " << held_out.size() << " held-out images of " << image_shape(train)
@@ -272,7 +272,7 @@ int run_robust_train(const std::vector<std::string>& args) {
         j["held_out_images"] = held_out.size();
         j["resumed_after"] = epochs_done;
         j["epochs"] = epochs;
-        std::cout << j.dump(2) << "\n";
+        std::cout << json_text(j);
     }
     return 0;
 }

@@ -158,7 +158,7 @@ int run_train(const std::vector<std::string>& args) {
     Metadata previous;
     int epochs_done = 0;
     if (resuming) {
-        previous = load_safetensors(out).metadata;
+        previous = read_metadata(out);
         const auto done = previous.find("epochs_done");
         if (done == previous.end() || !parse_number(done->second, epochs_done))
             throw std::runtime_error(out +
@@ -168,12 +168,10 @@ int run_train(const std::vector<std::string>& args) {
             human << out << " already holds " << epochs_done << " epochs (--epochs " << t.epochs
                   << "): nothing to do\n";
             if (json)
-                std::cout << nlohmann::ordered_json{{"model", model_name},
-                                                    {"out", out},
-                                                    {"resumed_after", epochs_done},
-                                                    {"epochs", nlohmann::ordered_json::array()}}
-                                 .dump(2)
-                          << "\n";
+                std::cout << json_text({{"model", model_name},
+                                        {"out", out},
+                                        {"resumed_after", epochs_done},
+                                        {"epochs", nlohmann::ordered_json::array()}});
             return 0;
         }
     } else {
@@ -228,9 +226,9 @@ int run_train(const std::vector<std::string>& args) {
           << format_reals(norm->mean) << ", std " << format_reals(norm->std) << "\n";
     human.flush();
 
-    auto model = build_model(model_name, cfg);
+    auto model = make_model(model_name, cfg);
     if (o.given("init") && !resuming) {  // a resumed run reloads its own checkpoint inside fit
-        load_model(o.text("init"), *model);
+        load_weights(o.text("init"), *model);
         human << "starting from the weights in " << o.text("init") << "\n";
     }
     Progress progress(o.given("progress") || stderr_is_terminal(), "");
@@ -272,7 +270,7 @@ int run_train(const std::vector<std::string>& args) {
         j["std"] = json_reals(norm->std);
         j["resumed_after"] = epochs_done;
         j["epochs"] = epochs;
-        std::cout << j.dump(2) << "\n";
+        std::cout << json_text(j);
     }
     return 0;
 }
