@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace ironclad {
 
@@ -114,6 +115,43 @@ struct ExactArithmetic {
         overflowed = true;
         if (format.overflow == Overflow::saturate) return static_cast<std::int32_t>(raw > 0 ? raw_max() : raw_min());
         return static_cast<std::int32_t>(sign_extend(raw, format.total_bits()));
+    }
+    // store(i, narrow(shift_round(value(i), shift))) for i in [0, n); returns how many values overflowed. The same
+    // results as the two calls, with the rounding and overflow rules chosen once, outside the loop, so that it
+    // vectorises (the per-element switch does not).
+    template <class Value, class Store>
+    std::int64_t narrow_rounded(std::int64_t n, int shift, Value value, Store store) const {
+        const std::int64_t lo = raw_min(), hi = raw_max();
+        const std::int64_t mask = (std::int64_t{1} << shift) - 1;
+        const std::int64_t half = shift > 0 ? std::int64_t{1} << (shift - 1) : 1;  // 1: never a tie when shift is 0
+        const int bits = format.total_bits();
+        std::int64_t overflows = 0;
+        auto run = [&](auto round, auto wraps) {
+            for (std::int64_t i = 0; i < n; ++i) {
+                const std::int64_t r = round(static_cast<std::int64_t>(value(i)));
+                overflows += (r < lo) | (r > hi);
+                store(i, static_cast<std::int32_t>(wraps ? sign_extend(r, bits) : std::clamp(r, lo, hi)));
+            }
+        };
+        auto with_overflow = [&](auto round) {
+            if (format.overflow == Overflow::wrap) run(round, std::true_type{});
+            else run(round, std::false_type{});
+        };
+        switch (format.rounding) {
+            case Rounding::floor:
+                with_overflow([shift](std::int64_t v) { return v >> shift; });
+                break;
+            case Rounding::toward_zero:  // a negative value with a remainder rounds up: add mask before the floor
+                with_overflow([shift, mask](std::int64_t v) { return (v + ((v >> 63) & mask)) >> shift; });
+                break;
+            case Rounding::nearest_even:
+                with_overflow([shift, mask, half](std::int64_t v) {
+                    const std::int64_t q = v >> shift, rest = v & mask;
+                    return q + ((rest > half) | ((rest == half) & (q & 1)));
+                });
+                break;
+        }
+        return overflows;
     }
     // A real number's raw in the format (the format's rounding, then its overflow policy); NaN gives 0.
     std::int32_t raw_of(double x, bool& overflowed) const {

@@ -101,39 +101,45 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
     // Below 2^53 every product and partial sum is an integer a double holds exactly, so a double GEMM (any order,
     // fused or not) gives the exact sum: the fast path for all but the widest values.
     if (no_overflow && worst < 0x1p53 && cg > 1) {
+        // Per group: out [og, ho*wo] = weights [og, taps] x columns [taps, ho*wo], so that each output channel's
+        // row is contiguous for the narrowing and each tap's row of columns is a strided copy of the input.
         using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        std::vector<Matrix> wg(static_cast<std::size_t>(g), Matrix(taps, og));
+        const std::int64_t pixels = ho * wo;
+        std::vector<Matrix> wg(static_cast<std::size_t>(g), Matrix(og, taps));
         for (std::int64_t gi = 0; gi < g; ++gi)
             for (std::int64_t t = 0; t < taps; ++t)
                 for (std::int64_t ol = 0; ol < og; ++ol)
-                    wg[static_cast<std::size_t>(gi)](t, ol) = wt[static_cast<std::size_t>((gi * taps + t) * og + ol)];
-#pragma omp parallel for reduction(+ : narrow_events) schedule(static)
-        for (std::int64_t img = 0; img < n; ++img) {
-            std::vector<double> xpad(static_cast<std::size_t>(c * hp * wp), 0.0);
-            for (std::int64_t ci = 0; ci < c; ++ci)
-                for (std::int64_t i = 0; i < h; ++i)
-                    for (std::int64_t j = 0; j < wd; ++j)
-                        xpad[static_cast<std::size_t>(ci * hp * wp + (i + p) * wp + p + j)] =
-                            x.data()[((img * c + ci) * h + i) * wd + j];
-            Matrix cols(ho * wo, taps), out(ho * wo, og);
-            for (std::int64_t gi = 0; gi < g; ++gi) {
-                const double* xg = xpad.data() + gi * cg * hp * wp;
-                for (std::int64_t oy = 0; oy < ho; ++oy)
-                    for (std::int64_t ox = 0; ox < wo; ++ox) {
-                        const double* xo = xg + oy * s * wp + ox * s;
-                        double* row = cols.data() + (oy * wo + ox) * taps;
-                        for (std::int64_t t = 0; t < taps; ++t) row[t] = xo[tap_offset[static_cast<std::size_t>(t)]];
+                    wg[static_cast<std::size_t>(gi)](ol, t) = wt[static_cast<std::size_t>((gi * taps + t) * og + ol)];
+#pragma omp parallel reduction(+ : narrow_events)
+        {
+            std::vector<double> xpad(static_cast<std::size_t>(c * hp * wp), 0.0);  // the border stays zero
+            Matrix cols(taps, pixels), out(og, pixels);
+#pragma omp for schedule(static)
+            for (std::int64_t img = 0; img < n; ++img) {
+                for (std::int64_t ci = 0; ci < c; ++ci)
+                    for (std::int64_t i = 0; i < h; ++i) {
+                        const std::int32_t* src = x.data() + ((img * c + ci) * h + i) * wd;
+                        double* dst = xpad.data() + ci * hp * wp + (i + p) * wp + p;
+                        for (std::int64_t j = 0; j < wd; ++j) dst[j] = src[j];
                     }
-                out.noalias() = cols * wg[static_cast<std::size_t>(gi)];
-                for (std::int64_t ol = 0; ol < og; ++ol) {
-                    const std::int64_t oc = gi * og + ol;
-                    const std::int64_t start =
-                        bias.numel() ? static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac) : 0;
-                    std::int32_t* dst = y.data() + (img * o + oc) * ho * wo;
-                    for (std::int64_t px = 0; px < ho * wo; ++px) {
-                        bool f = false;
-                        dst[px] = a.narrow(a.shift_round(start + static_cast<std::int64_t>(out(px, ol)), frac), f);
-                        narrow_events += f;
+                for (std::int64_t gi = 0; gi < g; ++gi) {
+                    const double* xg = xpad.data() + gi * cg * hp * wp;
+                    for (std::int64_t t = 0; t < taps; ++t) {
+                        const double* xt = xg + tap_offset[static_cast<std::size_t>(t)];
+                        double* row = cols.data() + t * pixels;
+                        for (std::int64_t oy = 0; oy < ho; ++oy)
+                            for (std::int64_t ox = 0; ox < wo; ++ox) row[oy * wo + ox] = xt[oy * s * wp + ox * s];
+                    }
+                    out.noalias() = wg[static_cast<std::size_t>(gi)] * cols;
+                    for (std::int64_t ol = 0; ol < og; ++ol) {
+                        const std::int64_t oc = gi * og + ol;
+                        const std::int64_t start =
+                            bias.numel() ? static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac) : 0;
+                        const double* sums = out.data() + ol * pixels;
+                        std::int32_t* dst = y.data() + (img * o + oc) * pixels;
+                        narrow_events += a.narrow_rounded(
+                            pixels, frac, [&](std::int64_t i) { return start + static_cast<std::int64_t>(sums[i]); },
+                            [&](std::int64_t i, std::int32_t v) { dst[i] = v; });
                     }
                 }
             }
@@ -183,11 +189,10 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                         }
                         for (char f : overflowed) acc_events += f;
                     }
-                    for (std::int64_t ol = 0; ol < og; ++ol) {
-                        bool f = false;
-                        y.data()[((img * o + gi * og + ol) * ho + oy) * wo + ox] = a.narrow(a.shift_round(ac[ol], frac), f);
-                        narrow_events += f;
-                    }
+                    std::int32_t* dst = y.data() + ((img * o + gi * og) * ho + oy) * wo + ox;
+                    narrow_events += a.narrow_rounded(
+                        og, frac, [&](std::int64_t ol) { return ac[ol]; },
+                        [&](std::int64_t ol, std::int32_t v) { dst[ol * ho * wo] = v; });
                 }
         }
     }
@@ -216,6 +221,7 @@ inline RawTensor exact_channel_affine(const RawTensor& x, std::span<const std::i
         throw std::invalid_argument("exact batch norm: " + std::to_string(scale.size()) + " channels for input " +
                                     shape_str(x.shape()));
     const int frac = a.format.frac_bits;
+    const auto x_max = static_cast<double>(detail::max_abs(x));
     auto y = RawTensor::uninitialized(x.shape());
     std::int64_t acc_events = 0, narrow_events = 0;
 #pragma omp parallel for reduction(+ : acc_events, narrow_events) schedule(static) if (x.numel() > 65536)
@@ -223,6 +229,15 @@ inline RawTensor exact_channel_affine(const RawTensor& x, std::span<const std::i
         const std::int64_t ch = plane % c;
         const std::int64_t start = static_cast<std::int64_t>(shift[static_cast<std::size_t>(ch)]) * (std::int64_t{1} << frac);
         const std::int64_t k = scale[static_cast<std::size_t>(ch)];
+        const std::int32_t* xp = x.data() + plane * inner;
+        std::int32_t* yp = y.data() + plane * inner;
+        if (std::abs(static_cast<double>(start)) + std::abs(static_cast<double>(k)) * x_max <
+            static_cast<double>(a.accumulator_max()) * (1 - 1e-9)) {  // no sum can leave the accumulator
+            narrow_events += a.narrow_rounded(
+                inner, frac, [&](std::int64_t i) { return start + k * xp[i]; },
+                [&](std::int64_t i, std::int32_t v) { yp[i] = v; });
+            continue;
+        }
         for (std::int64_t i = plane * inner; i < (plane + 1) * inner; ++i) {
             bool fa = false, fn = false;
             const std::int64_t acc = a.accumulate(start, k * x.data()[i], fa);
