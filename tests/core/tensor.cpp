@@ -1,3 +1,4 @@
+#include "ironclad/core/eigen_view.hpp"
 #include "ironclad/core/tensor.hpp"
 
 #include <doctest/doctest.h>
@@ -25,9 +26,13 @@ TEST_CASE("tensor: views share storage, clones do not") {
 
 TEST_CASE("tensor: eigen map and storage alignment") {
     Tensor<float> t({2, 2}, {1, 2, 3, 4});
-    auto m = t.matrix();
+    auto m = matrix_view(t);
     CHECK(m(1, 0) == 3);
     CHECK((m * m)(0, 0) == 7);
+    m(0, 1) = 5;  // a view, not a copy
+    CHECK(t.at({0, 1}) == 5);
+    CHECK(array_view(t).sum() == 13);
+    CHECK_THROWS_WITH_AS(matrix_view(t, 3, 2), "matrix_view: 3x2 does not match shape [2,2]", std::invalid_argument);
     CHECK(reinterpret_cast<std::uintptr_t>(Tensor<float>({5}).data()) % 64 == 0);
     CHECK(t.bytes().size() == 16);
 }

@@ -3,11 +3,10 @@
 // Contract: a Tensor is a (storage, offset, shape) triple. Copying a Tensor copies the handle, not the
 // data (like torch.Tensor); clone() copies data. Views made by view()/slice() share storage, so writes
 // through a view are seen by its parent. Storage is 64-byte aligned for SIMD kernels. Works for float,
-// double, FixedPoint<I,F> and int8_t; Eigen maps are offered for arithmetic element types.
+// double, FixedPoint<I,F> and int8_t; Eigen maps over a tensor are in core/eigen_view.hpp (kept out of here so
+// that the core headers compile without Eigen).
 // Raw storage (bytes) is exposed for the fault injector; the bit view of one element is in bits.hpp.
 #pragma once
-
-#include <Eigen/Core>
 
 #include <algorithm>
 #include <cstddef>
@@ -69,7 +68,6 @@ template <class T>
 class Tensor {
 public:
     using value_type = T;
-    using RowMajorMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
     Tensor() = default;
     // Zero-initialised (value-initialised) tensor of the given shape.
@@ -177,41 +175,6 @@ public:
         return t;
     }
 
-    // Eigen views (arithmetic types only): a row-major matrix over the storage.
-    Eigen::Map<RowMajorMatrix> matrix(std::int64_t rows, std::int64_t cols)
-        requires std::is_arithmetic_v<T>
-    {
-        check_matrix(rows, cols);
-        return {data(), rows, cols};
-    }
-    Eigen::Map<const RowMajorMatrix> matrix(std::int64_t rows, std::int64_t cols) const
-        requires std::is_arithmetic_v<T>
-    {
-        check_matrix(rows, cols);
-        return {data(), rows, cols};
-    }
-    // [dim0, rest] for any tensor of rank >= 1.
-    Eigen::Map<RowMajorMatrix> matrix()
-        requires std::is_arithmetic_v<T>
-    {
-        return matrix(ndim() ? shape_[0] : 1, ndim() && shape_[0] ? numel() / shape_[0] : numel());
-    }
-    Eigen::Map<const RowMajorMatrix> matrix() const
-        requires std::is_arithmetic_v<T>
-    {
-        return matrix(ndim() ? shape_[0] : 1, ndim() && shape_[0] ? numel() / shape_[0] : numel());
-    }
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> array()
-        requires std::is_arithmetic_v<T>
-    {
-        return {data(), numel()};
-    }
-    Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> array() const
-        requires std::is_arithmetic_v<T>
-    {
-        return {data(), numel()};
-    }
-
 private:
     std::int64_t flat_index(std::initializer_list<std::int64_t> idx) const {
         if (static_cast<int>(idx.size()) != ndim())
@@ -226,11 +189,6 @@ private:
             flat = flat * shape_[d++] + i;
         }
         return flat;
-    }
-    void check_matrix(std::int64_t rows, std::int64_t cols) const {
-        if (rows * cols != numel())
-            throw std::invalid_argument("Tensor::matrix: " + std::to_string(rows) + "x" + std::to_string(cols) +
-                                        " does not match shape " + shape_str(shape_));
     }
 
     std::shared_ptr<detail::Storage<T>> storage_;

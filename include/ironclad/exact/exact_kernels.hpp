@@ -12,6 +12,8 @@
 #include "ironclad/autograd/conv.hpp"
 #include "ironclad/exact/exact_arithmetic.hpp"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
