@@ -112,8 +112,7 @@ inline HardenReport harden(Module& model, const Dataset& train_split, const Hard
                                     " trains bounds in smooth mode; threshold mode is for ranger and ftclipact");
 
     SubsetSizes sizes = opt.subsets;
-    if (!trains) sizes.held_out = 0;
-    if (!trains) sizes.train = 0;
+    if (!trains) sizes.held_out = sizes.train = 0;  // only the training methods use these parts
     const TrainingSubsets parts = training_subsets(train_split, sizes, opt.seed);
     HardenReport report;
     report.calibration_images = parts.calibration.size();
