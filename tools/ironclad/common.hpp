@@ -61,6 +61,8 @@ Dataset load_split(const std::string& path, bool train, std::int64_t limit,
 // The shortest text that reads back as v: 0.485f prints as 0.485, not 0.48500001430511475.
 std::string shortest(float v);
 
+// v with `decimals` digits after the point ("%.*f").
+std::string fixed(double v, int decimals);
 std::string format_reals(const std::vector<float>& values);
 
 nlohmann::ordered_json json_reals(const std::vector<float>& values);

@@ -19,14 +19,8 @@ namespace ironclad::cli {
 
 namespace {
 
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
-
 // The metadata keys a resumed run must agree on.
-const char* const resume_keys[] = {"arch", "shortcut", "num_classes", "in_channels", "input_size", "mean", "std", "batch",
+const char* const robust_resume_keys[] = {"arch", "shortcut", "num_classes", "in_channels", "input_size", "mean", "std", "batch",
                                    "lr", "momentum", "weight_decay", "nesterov", "warmup_epochs", "augment", "seed",
                                    "limit", "init", "loss", "threat_model", "beta", "temperature", "alpha", "teacher"};
 
@@ -202,7 +196,7 @@ int run_robust_train(const std::vector<std::string>& args) {
                   {"teacher", o.given("teacher") ? o.text("teacher") : std::string("-")},
                   {"trainer", "ironclad robust-train"}};
     if (resuming) {
-        for (const char* key : resume_keys) {
+        for (const char* key : robust_resume_keys) {
             const auto it = previous.find(key);
             if (it != previous.end() && it->second != t.metadata[key])
                 throw UsageError(out + " was trained with " + key + "=" + it->second + ", this run asks for " +

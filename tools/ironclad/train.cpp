@@ -51,12 +51,6 @@ std::string augment_name(const LoaderOptions& l) {
     return s.empty() ? "none" : s;
 }
 
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
-
 // The metadata keys that must agree between a checkpoint and a run that resumes it, with their options.
 constexpr std::array<std::pair<const char*, const char*>, 18> resume_keys{{
     {"arch", "--model"},
