@@ -297,7 +297,7 @@ inline void depthwise_plane(const float* img, const float* w, const DepthwisePla
 }
 
 inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
-                               const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw) {
+                               const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw, bool dx_assign) {
     const DepthwisePlan p = depthwise_plan(s);
     const auto taps = static_cast<std::int64_t>(p.tap.size());
     const std::int64_t phases_size = s.stride * s.stride * p.phase_size;
@@ -316,6 +316,7 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
                         simd_store(d + q, simd_load(d + q) + wt * simd_load(g + q));
                 }
             }
+            if (dx_assign) std::fill_n(dx->data() + i * s.h * s.w, s.h * s.w, 0.0f);
             add_from_phases(dphases, s, p, dx->data() + i * s.h * s.w);
         }, s.og * s.pixels() * taps);
     if (dw)  // per output channel, so the sum over the batch has one fixed order
@@ -428,9 +429,13 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
     return plan;
 }
 
+// Adds image n's input gradient into dx, or (assign) writes it over dx's uninitialized image n.
 inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const InputGradPlan& plan, const ConvShape& s,
-                             Tensor<float>& dx) {
+                             Tensor<float>& dx, bool assign) {
     const std::int64_t group_grad = s.og * plan.hd * plan.wd, ld = round_up_lanes(s.cg);
+    // Stride phases scatter-add (and a phase without taps adds nothing): an assigned image starts from zero.
+    const bool one_pass = plan.phases.size() == 1 && plan.phases.front().all_pixels;
+    if (assign && !one_pass) std::fill_n(dx.data() + n * s.c * s.h * s.w, s.c * s.h * s.w, 0.0f);
     float* dyp = thread_scratch(kPaddedGradSlot, s.o * plan.hd * plan.wd);
     pad_planes(dy.data() + n * s.o * s.pixels(), s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
     float* pixel_major = thread_scratch(kPixelMajorSlot, s.h * s.w * ld);
@@ -452,7 +457,7 @@ inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const Inpu
                                     dst[ph.dst[static_cast<std::size_t>(p0 + r)]] += tile[r * tld + (c - c0)];
                             }
                         });
-            if (ph.all_pixels) transpose(pixel_major, s.h * s.w, s.cg, ld, out, s.h * s.w, true);
+            if (ph.all_pixels) transpose(pixel_major, s.h * s.w, s.cg, ld, out, s.h * s.w, !(assign && one_pass));
         }
     }
 }
@@ -486,12 +491,15 @@ inline void bias_grad(const Tensor<float>& dy, const ConvShape& s, Tensor<float>
     }, s.n * s.pixels());
 }
 
+// dx, dw and db (each may be null) receive their gradients added, except dx with dx_assign: it is then
+// uninitialized and written over (which saves zeroing it and reading it back).
 inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
-                            const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw, Tensor<float>* db) {
+                            const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw, Tensor<float>* db,
+                            bool dx_assign = false) {
     if (s.n == 0) return;
     if (db) bias_grad(dy, s, *db);
     if (s.cg == 1) {
-        depthwise_backward(dy, x, w, s, dx, dw);
+        depthwise_backward(dy, x, w, s, dx, dw, dx_assign);
         return;
     }
     if (!dx && !dw) return;
@@ -504,7 +512,7 @@ inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, con
         const auto [begin, end] = split_range(s.n, chunks, k);
         for (std::int64_t n = begin; n < end; ++n) {
             if (dw) weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
-            if (dx) input_grad_image(dy, n, plan, s, *dx);
+            if (dx) input_grad_image(dy, n, plan, s, *dx, dx_assign);
         }
     }, (s.n / chunks + 1) * 2 * s.o * taps * s.pixels());
     if (!dw) return;
@@ -535,7 +543,9 @@ inline Var conv2d(const Var& x, const Var& weight, const Var& bias, Conv2dOption
             return k < node.parents.size() && node.parents[k]->requires_grad ? &node.parents[k]->grad_buffer()
                                                                             : nullptr;
         };
-        detail::conv2d_backward(node.grad, xv, wv, s, grad_of(0), grad_of(1), grad_of(2));
+        const bool dx_wanted = node.parents[0]->requires_grad, dx_assign = dx_wanted && !node.parents[0]->grad_accumulates();
+        detail::conv2d_backward(node.grad, xv, wv, s, dx_wanted ? &node.parents[0]->grad : nullptr, grad_of(1),
+                                grad_of(2), dx_assign);
     };
     if (bias.defined()) return make_result(std::move(y), {&x, &weight, &bias}, std::move(backward));
     return make_result(std::move(y), {&x, &weight}, std::move(backward));

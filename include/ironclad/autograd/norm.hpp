@@ -19,6 +19,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ironclad {
 
@@ -61,6 +62,27 @@ inline void normalize_planes(const float* in, float* out, const NormShape& s, co
         const std::int64_t c = i % s.c;
         normalize_plane(in + i * s.plane, out + i * s.plane, s.plane, mean[c], scale[c], shift[c]);
     }, s.plane);
+}
+
+// normalize_planes, then + residual (when given) and the clip to [lo, hi] (NaN passes) on each plane while it is
+// in cache: the same roundings as the three passes, one trip through memory.
+inline void normalize_planes_act(const float* in, const float* residual, float* out, const NormShape& s,
+                                 const float* mean, const float* scale, const float* shift, float lo, float hi) {
+    // By value: a captured reference could alias the output, which would keep the loops scalar.
+    parallel_for(s.n * s.c, [=](std::int64_t i) {
+        const std::int64_t c = i % s.c, count = s.plane;
+        float* y = out + i * count;
+        normalize_plane(in + i * count, y, count, mean[c], scale[c], shift[c]);
+        if (residual) {
+            const float* r = residual + i * count;
+            for (std::int64_t j = 0; j < count; ++j) {
+                const float v = y[j] + r[j];
+                y[j] = v < lo ? lo : (v > hi ? hi : v);
+            }
+        } else {
+            for (std::int64_t j = 0; j < count; ++j) y[j] = y[j] < lo ? lo : (y[j] > hi ? hi : y[j]);
+        }
+    }, 2 * s.plane);
 }
 
 }  // namespace detail
@@ -138,15 +160,11 @@ inline Var batch_norm_act(const Var& x, const Var& gamma, const Var& beta, Tenso
         shift[c] = beta.defined() ? beta.value()[c] : 0.0f;
     }
     auto y = Tensor<float>::uninitialized(xs);
-    detail::normalize_planes(xd, y.data(), s, mean.data(), scale.data(), shift.data());
-    if (residual || clips) {
-        float* yd = y.data();
-        const float* rd = residual ? residual->value().data() : nullptr;
-        detail::elementwise_for(y.numel(), [=](std::int64_t i) {
-            const float v = rd ? yd[i] + rd[i] : yd[i];
-            yd[i] = v < lo ? lo : (v > hi ? hi : v);
-        });
-    }
+    if (residual || clips)
+        detail::normalize_planes_act(xd, residual ? residual->value().data() : nullptr, y.data(), s, mean.data(),
+                                     scale.data(), shift.data(), lo, hi);
+    else
+        detail::normalize_planes(xd, y.data(), s, mean.data(), scale.data(), shift.data());
 
     const bool affine = gamma.defined();
     auto backward = [xv = x.value(), s, training, mean, invstd, scale, affine, has_residual = residual != nullptr,
@@ -154,47 +172,65 @@ inline Var batch_norm_act(const Var& x, const Var& gamma, const Var& beta, Tenso
         Node* px = node.parents[0].get();
         Node* pg = affine ? node.parents[1].get() : nullptr;
         Node* pb = affine ? node.parents[2].get() : nullptr;
-        if (clips) {  // this node's gradient is complete and read by nothing else: masked in place
-            float* g = node.grad.data();
-            const float* yv = node.value.data();
-            const float inf = std::numeric_limits<float>::infinity();
-            const float lo_kink = lo > -inf ? lo : std::numeric_limits<float>::quiet_NaN();  // NaN: never met
-            const float hi_kink = hi < inf ? hi : std::numeric_limits<float>::quiet_NaN();
-            detail::elementwise_for(node.grad.numel(), [=](std::int64_t i) {
-                if (yv[i] <= lo_kink || yv[i] >= hi_kink) g[i] = 0.0f;
-            });
-        }
-        if (has_residual && node.parents.back()->requires_grad) detail::add_scaled(*node.parents.back(), node.grad, 1.0f);
-        const float* dy = node.grad.data();
-        const bool dx_accumulates = px->requires_grad && px->grad_accumulates();
-        float* dx = px->requires_grad ? px->grad.data() : nullptr;
+        Node* pr = has_residual && node.parents.back()->requires_grad ? node.parents.back().get() : nullptr;
+        // This node's gradient is complete and read by nothing else: it is masked in place by the clip while the
+        // channel sums read it. NaN kinks are never met.
+        float* dy = node.grad.data();
+        const float* yv = node.value.data();
+        const float inf = std::numeric_limits<float>::infinity();
+        const float lo_kink = clips && lo > -inf ? lo : std::numeric_limits<float>::quiet_NaN();
+        const float hi_kink = clips && hi < inf ? hi : std::numeric_limits<float>::quiet_NaN();
         float* dgamma = pg && pg->requires_grad ? pg->grad_buffer().data() : nullptr;
         float* dbeta = pb && pb->requires_grad ? pb->grad_buffer().data() : nullptr;
         const double m = static_cast<double>(s.count());
-        parallel_for(s.c, [&](std::int64_t c) {
+        std::vector<float> dy_mean(static_cast<std::size_t>(s.c)), dyx_mean(static_cast<std::size_t>(s.c));
+        parallel_for(s.c, [&, dy, yv, lo_kink, hi_kink](std::int64_t c) {
             // sum(dy) and sum(dy * xhat) = invstd * sum(dy * (x - mean)).
             double sum_dy = 0.0, sum_dy_xc = 0.0;
             for (std::int64_t n = 0; n < s.n; ++n) {
                 const std::int64_t at = (n * s.c + c) * s.plane;
+                if (clips) {  // a select, not a branch: the mask is as random as the activations
+                    float* g = dy + at;
+                    const float* yp = yv + at;
+                    for (std::int64_t j = 0; j < s.plane; ++j) g[j] = yp[j] <= lo_kink || yp[j] >= hi_kink ? 0.0f : g[j];
+                }
                 detail::plane_sums(dy + at, xv.data() + at, s.plane, 0.0f, mean[c], sum_dy, sum_dy_xc);
             }
             const double sum_dy_xhat = sum_dy_xc * invstd[c];
             if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xhat);
             if (dbeta) dbeta[c] += static_cast<float>(sum_dy);
-            if (!dx) return;
             // Training: the batch statistics depend on x, which removes the gradient's mean and its xhat part.
+            dy_mean[static_cast<std::size_t>(c)] = training ? static_cast<float>(sum_dy / m) : 0.0f;
+            dyx_mean[static_cast<std::size_t>(c)] = training ? static_cast<float>(sum_dy_xhat / m) : 0.0f;
+        }, s.count());
+        // The residual's gradient is the masked one; it is passed on in the same sweep as dx when the two are
+        // different buffers.
+        const bool dx_wanted = px->requires_grad;
+        if (pr && (pr == px || !dx_wanted)) {
+            detail::add_scaled(*pr, node.grad, 1.0f);
+            pr = nullptr;
+        }
+        if (!dx_wanted && !pr) return;
+        const bool dx_accumulates = dx_wanted && px->grad_accumulates();
+        float* dx = dx_wanted ? px->grad.data() : nullptr;
+        const bool dr_accumulates = pr && pr->grad_accumulates();
+        float* dr = pr ? pr->grad.data() : nullptr;
+        const float* xd = xv.data();
+        parallel_for(s.n * s.c, [&, dx, dr, dy, xd, dx_accumulates, dr_accumulates](std::int64_t i) {
+            const std::int64_t c = i % s.c, at = i * s.plane, count = s.plane;
             const float k = scale[c], mu = mean[c], is = invstd[c];
-            const float dy_mean = training ? static_cast<float>(sum_dy / m) : 0.0f;
-            const float dyx_mean = training ? static_cast<float>(sum_dy_xhat / m) : 0.0f;
-            for (std::int64_t n = 0; n < s.n; ++n) {
-                const std::int64_t at = (n * s.c + c) * s.plane;
-                for (std::int64_t j = 0; j < s.plane; ++j) {
-                    const float xhat = (xv[at + j] - mu) * is;
-                    const float g = k * (dy[at + j] - dy_mean - xhat * dyx_mean);
-                    dx[at + j] = dx_accumulates ? dx[at + j] + g : g;
-                }
-            }
-        }, 2 * s.count());
+            const float dm = dy_mean[static_cast<std::size_t>(c)], dxm = dyx_mean[static_cast<std::size_t>(c)];
+            const float* g = dy + at;
+            const float* xp = xd + at;
+            if (float* d = dx ? dx + at : nullptr; d && dx_accumulates)
+                for (std::int64_t j = 0; j < count; ++j) d[j] += k * (g[j] - dm - (xp[j] - mu) * is * dxm);
+            else if (d)
+                for (std::int64_t j = 0; j < count; ++j) d[j] = k * (g[j] - dm - (xp[j] - mu) * is * dxm);
+            if (float* d = dr ? dr + at : nullptr; d && dr_accumulates)
+                for (std::int64_t j = 0; j < count; ++j) d[j] += g[j];
+            else if (d)
+                for (std::int64_t j = 0; j < count; ++j) d[j] = g[j];
+        }, 3 * s.plane);
     };
     if (affine && residual) return make_result(std::move(y), {&x, &gamma, &beta, residual}, std::move(backward));
     if (affine) return make_result(std::move(y), {&x, &gamma, &beta}, std::move(backward));

@@ -123,8 +123,10 @@ inline Var conv_bn_act(const Var& x, Conv2d& conv, BatchNorm2d& bn, ActivationSl
                 });
         }
         if (node.parents.size() > 1 && node.parents[1]->requires_grad) detail::add_scaled(*node.parents[1], *dz, 1.0f);
-        if (node.parents[0]->requires_grad)
-            detail::conv2d_backward(*dz, xv, w, s, &node.parents[0]->grad_buffer(), nullptr, nullptr);
+        if (node.parents[0]->requires_grad) {
+            const bool assign = !node.parents[0]->grad_accumulates();
+            detail::conv2d_backward(*dz, xv, w, s, &node.parents[0]->grad, nullptr, nullptr, assign);
+        }
     };
     Var y = residual ? make_result(std::move(out), {&x, residual}, std::move(backward))
                      : make_result(std::move(out), {&x}, std::move(backward));
