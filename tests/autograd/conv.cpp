@@ -1,6 +1,7 @@
 // conv2d: finite-difference gradients, PyTorch golden values, a many-channel forward against direct
 // summation, bit-identical results at 1 and 2 threads, gradients only where asked, shape errors.
 #include "ironclad/autograd/conv.hpp"
+#include "ironclad/autograd/elementwise.hpp"
 
 #include "../golden/ops/conv.inc"
 #include "../support/grad_check.hpp"
@@ -138,6 +139,28 @@ TEST_CASE("conv2d results do not depend on the thread count") {
         CHECK(same_bits(one.dx, two.dx));
         CHECK(same_bits(one.dw, two.dw));
         CHECK(same_bits(one.db, two.db));
+    }
+}
+
+TEST_CASE("conv2d adds its input gradient to one already there") {
+    // x feeds two convolutions: the second backward adds to the gradient the first one wrote over a fresh buffer
+    // (strided phases without taps, depthwise and the one-pass stride-1 case).
+    const ConvCase cases[] = {
+        {"3x3 padding 1", {2, 3, 5, 5}, {4, 3, 3, 3}, {1, 1, 1}, false},
+        {"1x1 stride 2", {2, 3, 5, 5}, {4, 3, 1, 1}, {2, 0, 1}, false},
+        {"depthwise stride 2", {2, 3, 7, 7}, {6, 1, 3, 3}, {2, 1, 3}, false},
+    };
+    for (const ConvCase& c : cases) {
+        CAPTURE(c.name);
+        const Tensor<float> x0 = random_tensor(c.x, 1), w1 = random_tensor(c.w, 2), w2 = random_tensor(c.w, 3);
+        Var x(x0.clone(), true);
+        Var y1 = conv2d(x, Var(w1, false), Var(), c.opt), y2 = conv2d(x, Var(w2, false), Var(), c.opt);
+        const Tensor<float> d1 = random_tensor(y1.shape(), 4), d2 = random_tensor(y2.shape(), 5);
+        add(mul(y1, Var(d1, false)), mul(y2, Var(d2, false))).backward(Tensor<float>(y1.shape(), 1.0f));
+        Var xa(x0.clone(), true), xb(x0.clone(), true);
+        conv2d(xa, Var(w1, false), Var(), c.opt).backward(d1);
+        conv2d(xb, Var(w2, false), Var(), c.opt).backward(d2);
+        for (std::int64_t i = 0; i < x0.numel(); ++i) CHECK(x.grad()[i] == doctest::Approx(xa.grad()[i] + xb.grad()[i]).epsilon(1e-5));
     }
 }
 

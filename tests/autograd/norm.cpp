@@ -173,3 +173,23 @@ TEST_CASE("batch_norm2d rejects bad arguments with a message naming them") {
     CHECK_THROWS_AS(batch_norm2d(Var(Tensor<float>({1, 3, 1, 1})), g, b, mean, var, true), std::invalid_argument);
     CHECK_NOTHROW(batch_norm2d(Var(Tensor<float>({1, 3, 1, 1})), g, b, mean, var, false));
 }
+
+TEST_CASE("batch_norm_act adds into gradients already there, and with the input as its own residual") {
+    // x feeds the batch norm twice (as input and residual) and a second use through add: every gradient buffer
+    // receives more than one contribution, which the fused op must add rather than overwrite.
+    const Shape shape{3, 2, 4, 4};
+    const Tensor<float> x0 = random_tensor(shape, 11, -3.0f, 3.0f), g0 = random_tensor({2}, 12, 0.5f, 2.0f);
+    const Tensor<float> b0 = random_tensor({2}, 13), w = random_tensor(shape, 14);
+    auto run = [&](bool fused) {
+        Tensor<float> mean({2}), var({2}, 1.0f);
+        Var x(x0.clone(), true), g(g0.clone(), true), b(b0.clone(), true);
+        Var y = fused ? batch_norm_act(x, g, b, mean, var, true, 0.1f, 1e-5f, &x, 0.0f,
+                                       std::numeric_limits<float>::infinity())
+                      : relu(add(batch_norm2d(x, g, b, mean, var, true), x));
+        add(y, x).backward(w);
+        return x.grad().clone();
+    };
+    const Tensor<float> a = run(true), b = run(false);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.numel())) == 0);
+}
