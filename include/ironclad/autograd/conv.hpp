@@ -276,6 +276,30 @@ inline void transpose_finish(const float* pm, std::int64_t ld, std::int64_t o0, 
             out[(o0 + c) * pixels + p0] = e.apply(pm[p0 * ld + c], o0 + c, (o0 + c) * pixels + p0);
 }
 
+// acc[q] = b + sum over taps t, in order, of k[t] * phases[tap[t] + q], for q < span (whole vectors). Taps > 0
+// fixes the tap count at compile time (3x3 kernels), so the weights and offsets stay in registers.
+template <int Taps>
+void depthwise_taps(const float* phases, const std::int64_t* tap, const float* k, std::int64_t taps, SimdFloat b,
+                    std::int64_t span, float* acc) {
+    if constexpr (Taps > 0) {
+        SimdFloat kv[Taps];
+        const float* src[Taps];
+        for (int t = 0; t < Taps; ++t) kv[t] = simd_splat(k[t]), src[t] = phases + tap[t];
+        for (std::int64_t q = 0; q < span; q += kLanes) {
+            SimdFloat v = b;
+#pragma GCC unroll 16
+            for (int t = 0; t < Taps; ++t) v += kv[t] * simd_load(src[t] + q);
+            simd_store(acc + q, v);
+        }
+    } else {
+        for (std::int64_t q = 0; q < span; q += kLanes) {
+            SimdFloat v = b;
+            for (std::int64_t t = 0; t < taps; ++t) v += simd_splat(k[t]) * simd_load(phases + tap[t] + q);
+            simd_store(acc + q, v);
+        }
+    }
+}
+
 // Depthwise output plane o of one image (img: its [C,H,W] input) into plane [Ho,Wo], bias and epilogue applied.
 inline void depthwise_plane(const float* img, const float* w, const DepthwisePlan& p, const ConvShape& s,
                             std::int64_t o, const ImageEpilogue& e, float* plane) {
@@ -285,11 +309,10 @@ inline void depthwise_plane(const float* img, const float* w, const DepthwisePla
     split_phases(img + (o / s.og) * s.h * s.w, s, p, phases);
     const float* k = w + o * taps;
     const SimdFloat b = simd_splat(e.bias ? e.bias[o] : 0.0f);
-    for (std::int64_t q = 0; q < p.span; q += kLanes) {
-        SimdFloat v = b;
-        for (std::int64_t t = 0; t < taps; ++t) v += simd_splat(k[t]) * simd_load(phases + p.tap[t] + q);
-        simd_store(acc + q, v);
-    }
+    if (taps == 9)
+        depthwise_taps<9>(phases, p.tap.data(), k, taps, b, p.span, acc);
+    else
+        depthwise_taps<0>(phases, p.tap.data(), k, taps, b, p.span, acc);
     for (std::int64_t oy = 0; oy < s.ho; ++oy) copy_floats(plane + oy * s.wo, acc + oy * p.wq, s.wo);
     ImageEpilogue rest = e;
     rest.bias = nullptr;  // already in the accumulator's start
