@@ -160,7 +160,8 @@ TEST_CASE("conv2d adds its input gradient to one already there") {
         Var xa(x0.clone(), true), xb(x0.clone(), true);
         conv2d(xa, Var(w1, false), Var(), c.opt).backward(d1);
         conv2d(xb, Var(w2, false), Var(), c.opt).backward(d2);
-        for (std::int64_t i = 0; i < x0.numel(); ++i) CHECK(x.grad()[i] == doctest::Approx(xa.grad()[i] + xb.grad()[i]).epsilon(1e-5));
+        for (std::int64_t i = 0; i < x0.numel(); ++i)
+            CHECK(x.grad()[i] == doctest::Approx(xa.grad()[i] + xb.grad()[i]).epsilon(1e-5));
     }
 }
 

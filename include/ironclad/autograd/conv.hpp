@@ -566,7 +566,8 @@ inline Var conv2d(const Var& x, const Var& weight, const Var& bias, Conv2dOption
             return k < node.parents.size() && node.parents[k]->requires_grad ? &node.parents[k]->grad_buffer()
                                                                             : nullptr;
         };
-        const bool dx_wanted = node.parents[0]->requires_grad, dx_assign = dx_wanted && !node.parents[0]->grad_accumulates();
+        const bool dx_wanted = node.parents[0]->requires_grad;
+        const bool dx_assign = dx_wanted && !node.parents[0]->grad_accumulates();  // a fresh buffer: written over
         detail::conv2d_backward(node.grad, xv, wv, s, dx_wanted ? &node.parents[0]->grad : nullptr, grad_of(1),
                                 grad_of(2), dx_assign);
     };

@@ -192,7 +192,8 @@ inline Var batch_norm_act(const Var& x, const Var& gamma, const Var& beta, Tenso
                 if (clips) {  // a select, not a branch: the mask is as random as the activations
                     float* g = dy + at;
                     const float* yp = yv + at;
-                    for (std::int64_t j = 0; j < s.plane; ++j) g[j] = yp[j] <= lo_kink || yp[j] >= hi_kink ? 0.0f : g[j];
+                    for (std::int64_t j = 0; j < s.plane; ++j)
+                        g[j] = yp[j] <= lo_kink || yp[j] >= hi_kink ? 0.0f : g[j];
                 }
                 detail::plane_sums(dy + at, xv.data() + at, s.plane, 0.0f, mean[c], sum_dy, sum_dy_xc);
             }
