@@ -1,5 +1,5 @@
 // conv2d: finite-difference gradients, PyTorch golden values, a many-channel forward against direct
-// summation, bit-identical results at 1 and 2 threads, gradients only where asked, shape errors.
+// summation, bit-identical results at 1 and 2 threads and whatever images share a GEMM, gradients only where asked, shape errors.
 #include "ironclad/autograd/conv.hpp"
 #include "ironclad/autograd/elementwise.hpp"
 
@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -119,6 +120,45 @@ TEST_CASE("conv2d with many channels matches direct summation") {
         for (std::int64_t i = 0; i < y.numel(); ++i) worst = std::max(worst, std::abs(y[i] - ref[i]));
         CHECK(worst < 1e-4f);
     }
+}
+
+TEST_CASE("conv2d with wide weights and a deep reduction: grouped images and chunked sums change no bit") {
+    // 160 channels x 3x3 = 1440 taps: the GEMM's reduction runs in chunks. The 553 KiB of packed weights make
+    // conv2d_forward put several images into one GEMM (5 images: a short last group at 2 threads).
+    const Tensor<float> x = random_tensor({5, 160, 4, 4}, 21), w = random_tensor({96, 160, 3, 3}, 22);
+    const Conv2dOptions opt{1, 1, 1};
+    NoGradGuard no_grad;
+    const Tensor<float> y = conv2d(Var(x), Var(w), Var(), opt).value();
+    const std::int64_t image = 160 * 16, out = 96 * 16;
+    for (std::int64_t n = 0; n < 5; ++n) {
+        CAPTURE(n);
+        Tensor<float> xn({1, 160, 4, 4});
+        std::copy_n(x.data() + n * image, image, xn.data());
+        const Tensor<float> yn = conv2d(Var(xn), Var(w), Var(), opt).value();
+        CHECK(std::memcmp(yn.data(), y.data() + n * out, out * sizeof(float)) == 0);
+    }
+    // Each output is the sum over taps (channel, row, column) in order, one fused multiply-add at a time, as an
+    // unchunked pass takes it.
+    std::int64_t differing = 0;
+    for (std::int64_t n = 0; n < 5; ++n)
+        for (std::int64_t o = 0; o < 96; ++o)
+            for (std::int64_t i = 0; i < 4; ++i)
+                for (std::int64_t j = 0; j < 4; ++j) {
+                    float acc = 0.0f;
+                    for (std::int64_t c = 0; c < 160; ++c)
+                        for (std::int64_t ky = 0; ky < 3; ++ky)
+                            for (std::int64_t kx = 0; kx < 3; ++kx) {
+                                const std::int64_t iy = i + ky - 1, ix = j + kx - 1;
+                                const float xv = iy >= 0 && iy < 4 && ix >= 0 && ix < 4 ? x.at({n, c, iy, ix}) : 0.0f;
+#if defined(__FMA__)
+                                acc = std::fma(xv, w.at({o, c, ky, kx}), acc);
+#else
+                                acc += xv * w.at({o, c, ky, kx});
+#endif
+                            }
+                    differing += acc != y.at({n, o, i, j});
+                }
+    CHECK(differing == 0);
 }
 
 TEST_CASE("conv2d results do not depend on the thread count") {

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -62,6 +64,27 @@ TEST_CASE("pool: finite-difference gradients") {
     check_gradients([](std::vector<Var>& v) { return avg_pool2d(v[0], 3, 2, 1, false); }, {x});
     check_gradients([](std::vector<Var>& v) { return avg_pool2d(v[0], 2, 1); }, {x});
     check_gradients([](std::vector<Var>& v) { return global_avg_pool(v[0]); }, {x});
+}
+
+TEST_CASE("pool: 2x2 max pool without gradients gives the general loop's values, NaN and -inf included") {
+    Tensor<float> x = random_tensor({2, 3, 7, 8}, 31);  // odd height: the last row is dropped
+    x[5] = std::numeric_limits<float>::quiet_NaN();
+    x[9] = -std::numeric_limits<float>::infinity();
+    for (int k : {16, 17, 24, 25}) x[k] = -std::numeric_limits<float>::infinity();  // a window of -inf only
+    Var xv(x, true);
+    const Tensor<float> general = max_pool2d(xv, 2, 2).value();  // the tape's path records argmaxes
+    Tensor<float> fast;
+    {
+        NoGradGuard no_grad;
+        fast = max_pool2d(Var(x), 2, 2).value();
+    }
+    REQUIRE(fast.shape() == general.shape());
+    CHECK(std::isnan(fast[2]));
+    CHECK(fast[4] == -std::numeric_limits<float>::infinity());
+    for (std::int64_t i = 0; i < fast.numel(); ++i) {
+        CAPTURE(i);
+        CHECK((fast[i] == general[i] || (std::isnan(fast[i]) && std::isnan(general[i]))));
+    }
 }
 
 TEST_CASE("pool: shape errors name the op") {

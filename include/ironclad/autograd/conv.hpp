@@ -133,10 +133,12 @@ inline ConvTables conv_tables(const ConvShape& s) {
 inline Tensor<float> pack_forward_weights(const Tensor<float>& w, const ConvShape& s) {
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og);
     Tensor<float> packed({s.groups, taps, ld});
-    for (std::int64_t g = 0; g < s.groups; ++g)
-        for (std::int64_t o = 0; o < s.og; ++o)
-            for (std::int64_t t = 0; t < taps; ++t)
-                packed[(g * taps + t) * ld + o] = w[(g * s.og + o) * taps + t];
+    // Blocks of taps per task: VGG's widest layers pack 9 MiB per call, worth both cores and vector transposes.
+    const std::int64_t block = 256, blocks = (taps + block - 1) / block;
+    parallel_for(s.groups * blocks, [&](std::int64_t i) {
+        const std::int64_t g = i / blocks, t0 = i % blocks * block, nt = std::min(block, taps - t0);
+        transpose(w.data() + g * s.og * taps + t0, s.og, nt, taps, packed.data() + (g * taps + t0) * ld, ld);
+    }, block * s.og);
     return packed;
 }
 
@@ -357,22 +359,62 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
         }, s.n * s.pixels() * taps);
 }
 
-// One image of a convolution with more than one input channel per group: img [C,H,W] -> out [O,Ho,Wo], with
-// `packed` from pack_forward_weights and `t` from conv_tables.
-inline void conv_image(const float* img, const float* packed, const ConvTables& t, const ConvShape& s,
-                       const ImageEpilogue& e, float* out) {
+// `count` consecutive images of a convolution with more than one input channel per group: imgs [count,C,H,W] ->
+// out [count,O,Ho,Wo], with `packed` from pack_forward_weights, `t` from conv_tables and `rows` the GEMM's rows
+// for count images (batch_rows; t.pixel for one). e is the first image's epilogue; the residual steps by image.
+// The images share one GEMM, their pixels its rows, so a wide layer with few pixels streams its weights once
+// per call rather than once per image; every output is the same sum as for one image, bit for bit.
+inline void conv_images(const float* imgs, std::int64_t count, const float* packed, const ConvTables& t,
+                        std::span<const std::int32_t> rows, const ConvShape& s, const ImageEpilogue& e, float* out) {
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og), group_in = s.cg * s.hp() * s.wp();
-    const float* src = padded_image(img, s);
+    const std::int64_t pixels = s.pixels(), out_size = s.o * pixels;
+    const float* src = imgs;
+    if (s.pad != 0) {
+        float* padded = thread_scratch(kPaddedInputSlot, count * s.c * s.hp() * s.wp());
+        pad_planes(imgs, count * s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), padded);
+        src = padded;
+    }
     // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
-    float* pixel_major = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
+    float* pixel_major = thread_scratch(kPixelMajorSlot, count * pixels * ld);
     for (std::int64_t g = 0; g < s.groups; ++g) {
-        gather_gemm(src + g * group_in, t.pixel, t.tap, packed + g * taps * ld, ld,
-                    [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
-                        for (int r = 0; r < rows; ++r)
+        gather_gemm(src + g * group_in, rows, t.tap, packed + g * taps * ld, ld,
+                    [&](std::int64_t p0, int nr, std::int64_t c0, const float* tile, int tld) {
+                        for (int r = 0; r < nr; ++r)
                             copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
                     });
-        transpose_finish(pixel_major, ld, g * s.og, s.og, s.pixels(), e, out);
+        for (std::int64_t k = 0; k < count; ++k) {
+            ImageEpilogue ek = e;
+            if (ek.residual) ek.residual += k * out_size;
+            transpose_finish(pixel_major + k * pixels * ld, ld, g * s.og, s.og, pixels, ek, out + k * out_size);
+        }
     }
+}
+
+// One image: conv_images of a single image.
+inline void conv_image(const float* img, const float* packed, const ConvTables& t, const ConvShape& s,
+                       const ImageEpilogue& e, float* out) {
+    conv_images(img, 1, packed, t, t.pixel, s, e, out);
+}
+
+// Images per GEMM call in conv2d_forward: one while the packed weights fit in L2 with room to spare; otherwise
+// enough for about 256 rows (VGG's 512-channel layers have 4-16 pixels an image), as long as every thread
+// still gets a group. The count changes no result, only how often the weights are streamed.
+inline std::int64_t images_per_gemm(const ConvShape& s) {
+    const std::int64_t weight_bytes = s.groups * s.taps() * round_up_lanes(s.og) * std::int64_t{sizeof(float)};
+    if (weight_bytes <= (std::int64_t{256} << 10)) return 1;
+    const std::int64_t per_thread = std::max<std::int64_t>(1, s.n / num_threads());
+    // Row offsets are int32: the padded images of a group must stay below 2^31 floats.
+    const std::int64_t addressable = std::max<std::int64_t>(1, (std::int64_t{1} << 30) / (s.c * s.hp() * s.wp()));
+    return std::min({(256 + s.pixels() - 1) / s.pixels(), per_thread, addressable});
+}
+
+// The GEMM rows of `count` padded images laid out one after the other: t.pixel shifted by each image's offset.
+inline std::vector<std::int32_t> batch_rows(const ConvTables& t, const ConvShape& s, std::int64_t count) {
+    std::vector<std::int32_t> rows;
+    rows.reserve(static_cast<std::size_t>(count * s.pixels()));
+    for (std::int64_t k = 0; k < count; ++k)
+        for (const std::int32_t p : t.pixel) rows.push_back(static_cast<std::int32_t>(k * s.c * s.hp() * s.wp() + p));
+    return rows;
 }
 
 inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
@@ -390,9 +432,14 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
     }
     const Tensor<float> packed = pack_forward_weights(w, s);
     const ConvTables t = conv_tables(s);
-    parallel_for(s.n, [&](std::int64_t n) {
-        conv_image(x.data() + n * in_size, packed.data(), t, s, image_epilogue(bias, e, s, n), y.data() + n * out_size);
-    }, s.o * s.taps() * s.pixels());
+    const std::int64_t per_call = images_per_gemm(s), calls = (s.n + per_call - 1) / per_call;
+    const std::vector<std::int32_t> rows = per_call > 1 ? batch_rows(t, s, per_call) : t.pixel;
+    parallel_for(calls, [&](std::int64_t i) {
+        const std::int64_t n0 = i * per_call, count = std::min(per_call, s.n - n0);
+        conv_images(x.data() + n0 * in_size, count, packed.data(), t,
+                    std::span<const std::int32_t>(rows).first(static_cast<std::size_t>(count * s.pixels())), s,
+                    image_epilogue(bias, e, s, n0), y.data() + n0 * out_size);
+    }, per_call * s.o * s.taps() * s.pixels());
     return y;
 }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <span>
 #include <utility>
+#include <vector>
 
 namespace ironclad {
 
@@ -135,11 +136,15 @@ inline constexpr int kTileRows = NV <= 2 ? 8 : 6;
 
 namespace detail {
 
-// tile[r][:] = sum_j src[row_off[r] + red_off[j]] * b[j][:], for MR rows and NV vectors of b's columns.
-template <int MR, int NV>
+// tile[r][:] = sum_j src[row_off[r] + red_off[j]] * b[j][:], for MR rows and NV vectors of b's columns; with
+// Resume the sums start from tile's contents (the partial sums of the reduction's earlier chunks).
+template <int MR, int NV, bool Resume = false>
 inline void gather_gemm_tile(const float* src, const std::int32_t* row_off, const std::int32_t* red_off,
                              std::int64_t depth, const float* b, std::int64_t ldb, float* tile) {
     SimdFloat acc[MR][NV] = {};
+    if constexpr (Resume)
+        for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < NV; ++v) acc[r][v] = simd_load(tile + (r * NV + v) * kLanes);
     const float* rows[MR];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) rows[r] = src + row_off[r];
@@ -159,20 +164,36 @@ inline void gather_gemm_tile(const float* src, const std::int32_t* row_off, cons
         for (int v = 0; v < NV; ++v) simd_store(tile + (r * NV + v) * kLanes, acc[r][v]);
 }
 
+// A reduction deeper than twice this runs in chunks of about this many steps, every row tile through one chunk
+// before the next, so that the chunk of B's panel (128 KiB at four vectors) stays in L2 instead of being
+// streamed from memory once per tile. Tiles keep their partial sums between chunks: every sum is still taken
+// in reduction order, so the result is bit for bit that of one pass.
+inline constexpr std::int64_t kDepthChunk = 512;
+
 template <int NV, class Sink>
 void gather_gemm_panel(const float* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
                        const float* b, std::int64_t ldb, std::int64_t col0, Sink& sink) {
-    constexpr int MR = kTileRows<NV>;
-    alignas(64) float tile[MR * NV * kLanes];
+    constexpr int MR = kTileRows<NV>, tile_size = MR * NV * kLanes;
+    const auto n = static_cast<std::int64_t>(row_off.size()), depth = static_cast<std::int64_t>(red_off.size());
+    const std::int64_t chunks = depth > 2 * kDepthChunk ? (depth + kDepthChunk - 1) / kDepthChunk : 1;
+    alignas(64) float one_tile[tile_size];
+    thread_local std::vector<float> partial;  // every tile's partial sums while the reduction runs in chunks
+    if (chunks > 1) partial.resize(static_cast<std::size_t>((n + MR - 1) / MR * tile_size));
     std::int32_t rows[MR];
-    const auto n = static_cast<std::int64_t>(row_off.size());
-    for (std::int64_t r0 = 0; r0 < n; r0 += MR) {
-        const int nr = static_cast<int>(std::min<std::int64_t>(MR, n - r0));
-        // A short last tile repeats its last row rather than reading past the table.
-        for (int r = 0; r < MR; ++r) rows[r] = row_off[static_cast<std::size_t>(r0 + std::min(r, nr - 1))];
-        gather_gemm_tile<MR, NV>(src, rows, red_off.data(), static_cast<std::int64_t>(red_off.size()), b + col0, ldb,
-                                 tile);
-        sink(r0, nr, col0, static_cast<const float*>(tile), NV * kLanes);
+    for (std::int64_t k = 0; k < chunks; ++k) {
+        const std::int64_t j0 = depth * k / chunks, j1 = depth * (k + 1) / chunks;
+        for (std::int64_t r0 = 0; r0 < n; r0 += MR) {
+            const int nr = static_cast<int>(std::min<std::int64_t>(MR, n - r0));
+            // A short last tile repeats its last row rather than reading past the table.
+            for (int r = 0; r < MR; ++r) rows[r] = row_off[static_cast<std::size_t>(r0 + std::min(r, nr - 1))];
+            float* tile = chunks > 1 ? partial.data() + r0 / MR * tile_size : one_tile;
+            if (k == 0)
+                gather_gemm_tile<MR, NV>(src, rows, red_off.data(), j1, b + col0, ldb, tile);
+            else
+                gather_gemm_tile<MR, NV, true>(src, rows, red_off.data() + j0, j1 - j0, b + j0 * ldb + col0, ldb,
+                                               tile);
+            if (k == chunks - 1) sink(r0, nr, col0, static_cast<const float*>(tile), NV * kLanes);
+        }
     }
 }
 
