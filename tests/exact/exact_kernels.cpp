@@ -167,6 +167,26 @@ TEST_CASE("exact convolution equals one-product-at-a-time accumulation, with nar
     check_conv<Rounding::floor, Overflow::wrap>(40, Overflow::saturate, true);
 }
 
+TEST_CASE("exact convolution in the double GEMM: several column panels and a reduction in chunks") {
+    // 40 output channels: a panel of 32 and one of 8; 130 channels x 3x3 = 1170 taps: the reduction runs in chunks.
+    const ExactArithmetic a = arithmetic_of<Rounding::nearest_even, Overflow::saturate>(15, 16, 64, Overflow::saturate);
+    const RawTensor x = random_raws({2, 130, 5, 4}, -(1 << 18), 1 << 18, 41);
+    const RawTensor w = random_raws({40, 130, 3, 3}, -(1 << 14), 1 << 14, 42, 0.05);
+    const RawTensor bias = random_raws({40}, -(1 << 18), 1 << 18, 43, 0);
+    for (int stride : {1, 2}) {
+        CAPTURE(stride);
+        SaturationCounts got_counts, want_counts;
+        const RawTensor got = exact_conv2d(x, w, bias, Conv2dOptions{stride, 1, 1}, a, got_counts);
+        const RawTensor want =
+            naive_conv<Rounding::nearest_even, Overflow::saturate>(x, w, bias, stride, 1, 1, a, want_counts);
+        REQUIRE(got.shape() == want.shape());
+        std::int64_t differing = 0;
+        for (std::int64_t i = 0; i < got.numel(); ++i) differing += got.data()[i] != want.data()[i];
+        CHECK(differing == 0);
+        CHECK(got_counts == want_counts);
+    }
+}
+
 TEST_CASE("exact convolution counts overflows and gives the same raws at 1 and 2 threads") {
     const ExactArithmetic a = arithmetic_of<Rounding::toward_zero, Overflow::saturate>(3, 4, 12, Overflow::saturate);
     const RawTensor x = random_raws({4, 8, 7, 7}, -127, 127, 5), w = random_raws({8, 8, 3, 3}, -127, 127, 6);

@@ -4,7 +4,7 @@
 // Contract: SimdFloat is a GCC vector of kLanes floats sized for the widest ISA the build targets (AVX-512,
 // AVX or SSE), so one source serves every -march. Reductions use a fixed lane and accumulator order: a
 // result depends on the data only, never on alignment or threads.
-// gather_gemm(src, row_off, red_off, B) computes T = A * B where A[r][j] = src[row_off[r] + red_off[j]] is read
+// gather_gemm(src, row_off, red_off, B) computes C = A * B (floats, or doubles for the exact mode) where A[r][j] = src[row_off[r] + red_off[j]] is read
 // in place. A convolution passes output pixels as rows and kernel taps as the reduction (or the reverse for
 // the weight gradient), which replaces an im2col matrix by two offset tables.
 #pragma once
@@ -41,6 +41,16 @@ inline float simd_hsum(SimdFloat v) {
     for (int i = 0; i < kLanes; ++i) s += v[i];
     return s;
 }
+
+// The vector of T as wide as SimdFloat (kLanes floats, kLanes / 2 doubles): the gather-GEMM runs on either.
+template <class T>
+struct SimdOfType {
+    typedef T type __attribute__((vector_size(kLanes * sizeof(float))));
+};
+template <class T>
+using SimdOf = typename SimdOfType<T>::type;
+template <class T>
+inline constexpr int kLanesOf = static_cast<int>(kLanes * sizeof(float) / sizeof(T));
 
 namespace detail {
 using SimdInt = int __attribute__((vector_size(kLanes * sizeof(int))));
@@ -138,30 +148,37 @@ namespace detail {
 
 // tile[r][:] = sum_j src[row_off[r] + red_off[j]] * b[j][:], for MR rows and NV vectors of b's columns; with
 // Resume the sums start from tile's contents (the partial sums of the reduction's earlier chunks).
-template <int MR, int NV, bool Resume = false>
-inline void gather_gemm_tile(const float* src, const std::int32_t* row_off, const std::int32_t* red_off,
-                             std::int64_t depth, const float* b, std::int64_t ldb, float* tile) {
-    SimdFloat acc[MR][NV] = {};
+template <class T, int MR, int NV, bool Resume = false>
+inline void gather_gemm_tile(const T* src, const std::int32_t* row_off, const std::int32_t* red_off,
+                             std::int64_t depth, const T* b, std::int64_t ldb, T* tile) {
+    using V = SimdOf<T>;
+    constexpr int lanes = kLanesOf<T>;
+    const auto load = [](const T* p) {
+        V v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    };
+    V acc[MR][NV] = {};
     if constexpr (Resume)
         for (int r = 0; r < MR; ++r)
-            for (int v = 0; v < NV; ++v) acc[r][v] = simd_load(tile + (r * NV + v) * kLanes);
-    const float* rows[MR];
+            for (int v = 0; v < NV; ++v) acc[r][v] = load(tile + (r * NV + v) * lanes);
+    const T* rows[MR];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) rows[r] = src + row_off[r];
     for (std::int64_t j = 0; j < depth; ++j, b += ldb) {
         const std::int32_t off = red_off[j];
-        SimdFloat bv[NV];
+        V bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = simd_load(b + v * kLanes);
+        for (int v = 0; v < NV; ++v) bv[v] = load(b + v * lanes);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-            const SimdFloat a = simd_splat(rows[r][off]);
+            const V a = rows[r][off] - V{};  // a broadcast, as simd_splat
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[r][v] += a * bv[v];
         }
     }
     for (int r = 0; r < MR; ++r)
-        for (int v = 0; v < NV; ++v) simd_store(tile + (r * NV + v) * kLanes, acc[r][v]);
+        for (int v = 0; v < NV; ++v) std::memcpy(tile + (r * NV + v) * lanes, &acc[r][v], sizeof(V));
 }
 
 // A reduction deeper than twice this runs in chunks of about this many steps, every row tile through one chunk
@@ -170,14 +187,14 @@ inline void gather_gemm_tile(const float* src, const std::int32_t* row_off, cons
 // in reduction order, so the result is bit for bit that of one pass.
 inline constexpr std::int64_t kDepthChunk = 512;
 
-template <int NV, class Sink>
-void gather_gemm_panel(const float* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
-                       const float* b, std::int64_t ldb, std::int64_t col0, Sink& sink) {
-    constexpr int MR = kTileRows<NV>, tile_size = MR * NV * kLanes;
+template <class T, int NV, class Sink>
+void gather_gemm_panel(const T* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
+                       const T* b, std::int64_t ldb, std::int64_t col0, Sink& sink) {
+    constexpr int MR = kTileRows<NV>, tile_size = MR * NV * kLanesOf<T>;
     const auto n = static_cast<std::int64_t>(row_off.size()), depth = static_cast<std::int64_t>(red_off.size());
     const std::int64_t chunks = depth > 2 * kDepthChunk ? (depth + kDepthChunk - 1) / kDepthChunk : 1;
-    alignas(64) float one_tile[tile_size];
-    thread_local std::vector<float> partial;  // every tile's partial sums while the reduction runs in chunks
+    alignas(64) T one_tile[tile_size];
+    thread_local std::vector<T> partial;  // every tile's partial sums while the reduction runs in chunks
     if (chunks > 1) partial.resize(static_cast<std::size_t>((n + MR - 1) / MR * tile_size));
     std::int32_t rows[MR];
     for (std::int64_t k = 0; k < chunks; ++k) {
@@ -186,31 +203,31 @@ void gather_gemm_panel(const float* src, std::span<const std::int32_t> row_off, 
             const int nr = static_cast<int>(std::min<std::int64_t>(MR, n - r0));
             // A short last tile repeats its last row rather than reading past the table.
             for (int r = 0; r < MR; ++r) rows[r] = row_off[static_cast<std::size_t>(r0 + std::min(r, nr - 1))];
-            float* tile = chunks > 1 ? partial.data() + r0 / MR * tile_size : one_tile;
+            T* tile = chunks > 1 ? partial.data() + r0 / MR * tile_size : one_tile;
             if (k == 0)
-                gather_gemm_tile<MR, NV>(src, rows, red_off.data(), j1, b + col0, ldb, tile);
+                gather_gemm_tile<T, MR, NV>(src, rows, red_off.data(), j1, b + col0, ldb, tile);
             else
-                gather_gemm_tile<MR, NV, true>(src, rows, red_off.data() + j0, j1 - j0, b + j0 * ldb + col0, ldb,
-                                               tile);
-            if (k == chunks - 1) sink(r0, nr, col0, static_cast<const float*>(tile), NV * kLanes);
+                gather_gemm_tile<T, MR, NV, true>(src, rows, red_off.data() + j0, j1 - j0, b + j0 * ldb + col0, ldb,
+                                                  tile);
+            if (k == chunks - 1) sink(r0, nr, col0, static_cast<const T*>(tile), NV * kLanesOf<T>);
         }
     }
 }
 
 }  // namespace detail
 
-// T = A * B with A[r][j] = src[row_off[r] + red_off[j]] and B a row-major [red_off.size(), ldb] matrix, ldb a
-// multiple of kLanes. T is handed over in tiles: sink(row0, rows, col0, tile, ld) gets rows [row0, row0+rows)
-// and columns [col0, col0+ld) of T as a row-major tile with leading dimension ld.
-template <class Sink>
-void gather_gemm(const float* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
-                 const float* b, std::int64_t ldb, Sink&& sink) {
-    for (std::int64_t col0 = 0; col0 < ldb; col0 += kMaxTileVectors * kLanes) {
-        switch (std::min<std::int64_t>(kMaxTileVectors, (ldb - col0) / kLanes)) {
-            case 1: detail::gather_gemm_panel<1>(src, row_off, red_off, b, ldb, col0, sink); break;
-            case 2: detail::gather_gemm_panel<2>(src, row_off, red_off, b, ldb, col0, sink); break;
-            case 3: detail::gather_gemm_panel<3>(src, row_off, red_off, b, ldb, col0, sink); break;
-            default: detail::gather_gemm_panel<4>(src, row_off, red_off, b, ldb, col0, sink); break;
+// C = A * B with A[r][j] = src[row_off[r] + red_off[j]] and B a row-major [red_off.size(), ldb] matrix, ldb a
+// multiple of kLanesOf<T> (T float or double). C is handed over in tiles: sink(row0, rows, col0, tile, ld) gets rows [row0, row0+rows)
+// and columns [col0, col0+ld) of C as a row-major tile with leading dimension ld.
+template <class T, class Sink>
+void gather_gemm(const T* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
+                 const T* b, std::int64_t ldb, Sink&& sink) {
+    for (std::int64_t col0 = 0; col0 < ldb; col0 += kMaxTileVectors * kLanesOf<T>) {
+        switch (std::min<std::int64_t>(kMaxTileVectors, (ldb - col0) / kLanesOf<T>)) {
+            case 1: detail::gather_gemm_panel<T, 1>(src, row_off, red_off, b, ldb, col0, sink); break;
+            case 2: detail::gather_gemm_panel<T, 2>(src, row_off, red_off, b, ldb, col0, sink); break;
+            case 3: detail::gather_gemm_panel<T, 3>(src, row_off, red_off, b, ldb, col0, sink); break;
+            default: detail::gather_gemm_panel<T, 4>(src, row_off, red_off, b, ldb, col0, sink); break;
         }
     }
 }

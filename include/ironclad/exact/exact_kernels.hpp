@@ -12,8 +12,6 @@
 #include "ironclad/autograd/conv.hpp"
 #include "ironclad/exact/exact_arithmetic.hpp"
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -101,21 +99,26 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
     auto y = RawTensor::uninitialized({n, o, ho, wo});
     std::int64_t acc_events = 0, narrow_events = 0;
     // Below 2^53 every product and partial sum is an integer a double holds exactly, so a double GEMM (any order,
-    // fused or not) gives the exact sum: the fast path for all but the widest values.
-    if (no_overflow && worst < 0x1p53 && cg > 1) {
-        // Per group: out [og, ho*wo] = weights [og, taps] x columns [taps, ho*wo], so that each output channel's
-        // row is contiguous for the narrowing and each tap's row of columns is a strided copy of the input.
-        using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        const std::int64_t pixels = ho * wo;
-        std::vector<Matrix> wg(static_cast<std::size_t>(g), Matrix(og, taps));
-        for (std::int64_t gi = 0; gi < g; ++gi)
-            for (std::int64_t t = 0; t < taps; ++t)
-                for (std::int64_t ol = 0; ol < og; ++ol)
-                    wg[static_cast<std::size_t>(gi)](ol, t) = wt[static_cast<std::size_t>((gi * taps + t) * og + ol)];
+    // fused or not) gives the exact sum: the fast path for all but the widest values. It is the float kernels'
+    // gather-GEMM (core/gemm.hpp) in doubles: rows are output pixels read in place from the padded image, columns
+    // output channels, and each tile is narrowed into the output as it comes.
+    const bool addressable = c * hp * wp < (std::int64_t{1} << 31);  // offsets are int32
+    if (no_overflow && worst < 0x1p53 && cg > 1 && addressable) {
+        constexpr std::int64_t lanes = kLanesOf<double>;
+        const std::int64_t pixels = ho * wo, ld = (og + lanes - 1) / lanes * lanes;
+        std::vector<double> packed(static_cast<std::size_t>(g * taps * ld), 0.0);
+        for (std::int64_t gt = 0; gt < g * taps; ++gt)
+            for (std::int64_t ol = 0; ol < og; ++ol)
+                packed[static_cast<std::size_t>(gt * ld + ol)] = wt[static_cast<std::size_t>(gt * og + ol)];
+        std::vector<std::int32_t> rows, red(tap_offset.begin(), tap_offset.end());
+        for (std::int64_t oy = 0; oy < ho; ++oy)
+            for (std::int64_t ox = 0; ox < wo; ++ox) rows.push_back(static_cast<std::int32_t>(oy * s * wp + ox * s));
+        std::vector<std::int64_t> start(static_cast<std::size_t>(o), 0);
+        if (bias.numel())
+            for (std::int64_t oc = 0; oc < o; ++oc) start[static_cast<std::size_t>(oc)] = static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac);
 #pragma omp parallel reduction(+ : narrow_events)
         {
             std::vector<double> xpad(static_cast<std::size_t>(c * hp * wp), 0.0);  // the border stays zero
-            Matrix cols(taps, pixels), out(og, pixels);
 #pragma omp for schedule(static)
             for (std::int64_t img = 0; img < n; ++img) {
                 for (std::int64_t ci = 0; ci < c; ++ci)
@@ -124,26 +127,20 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                         double* dst = xpad.data() + ci * hp * wp + (i + p) * wp + p;
                         for (std::int64_t j = 0; j < wd; ++j) dst[j] = src[j];
                     }
-                for (std::int64_t gi = 0; gi < g; ++gi) {
-                    const double* xg = xpad.data() + gi * cg * hp * wp;
-                    for (std::int64_t t = 0; t < taps; ++t) {
-                        const double* xt = xg + tap_offset[static_cast<std::size_t>(t)];
-                        double* row = cols.data() + t * pixels;
-                        for (std::int64_t oy = 0; oy < ho; ++oy)
-                            for (std::int64_t ox = 0; ox < wo; ++ox) row[oy * wo + ox] = xt[oy * s * wp + ox * s];
-                    }
-                    out.noalias() = wg[static_cast<std::size_t>(gi)] * cols;
-                    for (std::int64_t ol = 0; ol < og; ++ol) {
-                        const std::int64_t oc = gi * og + ol;
-                        const std::int64_t start =
-                            bias.numel() ? static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac) : 0;
-                        const double* sums = out.data() + ol * pixels;
-                        std::int32_t* dst = y.data() + (img * o + oc) * pixels;
-                        narrow_events += a.narrow_rounded(
-                            pixels, frac, [&](std::int64_t i) { return start + static_cast<std::int64_t>(sums[i]); },
-                            [&](std::int64_t i, std::int32_t v) { dst[i] = v; });
-                    }
-                }
+                for (std::int64_t gi = 0; gi < g; ++gi)
+                    gather_gemm(xpad.data() + gi * cg * hp * wp, rows, red, packed.data() + gi * taps * ld, ld,
+                                [&](std::int64_t p0, int nr, std::int64_t c0, const double* tile, int tld) {
+                                    const std::int64_t channels = std::min<std::int64_t>(tld, og - c0);
+                                    const std::int64_t* st = start.data() + gi * og + c0;
+                                    for (int r = 0; r < nr; ++r) {
+                                        const double* sums = tile + r * tld;
+                                        std::int32_t* dst = y.data() + (img * o + gi * og + c0) * pixels + p0 + r;
+                                        narrow_events += a.narrow_rounded(
+                                            channels, frac,
+                                            [&](std::int64_t i) { return st[i] + static_cast<std::int64_t>(sums[i]); },
+                                            [&](std::int64_t i, std::int32_t v) { dst[i * pixels] = v; });
+                                    }
+                                });
             }
         }
         counts.narrowing += narrow_events;
