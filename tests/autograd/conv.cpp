@@ -124,12 +124,29 @@ TEST_CASE("conv2d with many channels matches direct summation") {
 
 TEST_CASE("conv2d with wide weights and a deep reduction: grouped images and chunked sums change no bit") {
     // 160 channels x 3x3 = 1440 taps: the GEMM's reduction runs in chunks. The 553 KiB of packed weights make
-    // conv2d_forward put several images into one GEMM (5 images: a short last group at 2 threads).
+    // conv2d_forward and the input gradient put several images into one GEMM (5 images: a short last group at 2
+    // threads); stride 2 takes the input gradient's scattering phases.
     const Tensor<float> x = random_tensor({5, 160, 4, 4}, 21), w = random_tensor({96, 160, 3, 3}, 22);
     const Conv2dOptions opt{1, 1, 1};
+    const std::int64_t image = 160 * 16, out = 96 * 16;
+    for (int stride : {1, 2}) {
+        CAPTURE(stride);
+        const std::int64_t side = stride == 1 ? 4 : 2, out_image = 96 * side * side;
+        const Tensor<float> dy = random_tensor({5, 96, side, side}, 23);
+        Var xv(x, true);
+        conv2d(xv, Var(w), Var(), {stride, 1, 1}).backward(dy);
+        for (std::int64_t n = 0; n < 5; ++n) {
+            CAPTURE(n);
+            Tensor<float> xn({1, 160, 4, 4}), dyn({1, 96, side, side});
+            std::copy_n(x.data() + n * image, image, xn.data());
+            std::copy_n(dy.data() + n * out_image, out_image, dyn.data());
+            Var xnv(xn, true);
+            conv2d(xnv, Var(w), Var(), {stride, 1, 1}).backward(dyn);
+            CHECK(std::memcmp(xnv.grad().data(), xv.grad().data() + n * image, image * sizeof(float)) == 0);
+        }
+    }
     NoGradGuard no_grad;
     const Tensor<float> y = conv2d(Var(x), Var(w), Var(), opt).value();
-    const std::int64_t image = 160 * 16, out = 96 * 16;
     for (std::int64_t n = 0; n < 5; ++n) {
         CAPTURE(n);
         Tensor<float> xn({1, 160, 4, 4});

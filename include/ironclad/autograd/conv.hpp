@@ -396,16 +396,17 @@ inline void conv_image(const float* img, const float* packed, const ConvTables& 
     conv_images(img, 1, packed, t, t.pixel, s, e, out);
 }
 
-// Images per GEMM call in conv2d_forward: one while the packed weights fit in L2 with room to spare; otherwise
-// enough for about 256 rows (VGG's 512-channel layers have 4-16 pixels an image), as long as every thread
-// still gets a group. The count changes no result, only how often the weights are streamed.
-inline std::int64_t images_per_gemm(const ConvShape& s) {
+// Images per GEMM call (forward: rows are output pixels of padded inputs; input gradient: input pixels of padded
+// output gradients): one while the weights (about the same size in both) fit in L2 with room to spare; otherwise
+// enough for about 256 rows (VGG's 512-channel layers have 4-16 pixels an image), as long as every thread still
+// gets a group. The count changes no result, only how often the weights are streamed.
+inline std::int64_t images_per_gemm(const ConvShape& s, std::int64_t rows_per_image, std::int64_t floats_per_image) {
     const std::int64_t weight_bytes = s.groups * s.taps() * round_up_lanes(s.og) * std::int64_t{sizeof(float)};
     if (weight_bytes <= (std::int64_t{256} << 10)) return 1;
     const std::int64_t per_thread = std::max<std::int64_t>(1, s.n / num_threads());
     // Row offsets are int32: the padded images of a group must stay below 2^31 floats.
-    const std::int64_t addressable = std::max<std::int64_t>(1, (std::int64_t{1} << 30) / (s.c * s.hp() * s.wp()));
-    return std::min({(256 + s.pixels() - 1) / s.pixels(), per_thread, addressable});
+    const std::int64_t addressable = std::max<std::int64_t>(1, (std::int64_t{1} << 30) / floats_per_image);
+    return std::min({(256 + rows_per_image - 1) / rows_per_image, per_thread, addressable});
 }
 
 // The GEMM rows of `count` padded images laid out one after the other: t.pixel shifted by each image's offset.
@@ -432,7 +433,7 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
     }
     const Tensor<float> packed = pack_forward_weights(w, s);
     const ConvTables t = conv_tables(s);
-    const std::int64_t per_call = images_per_gemm(s), calls = (s.n + per_call - 1) / per_call;
+    const std::int64_t per_call = images_per_gemm(s, s.pixels(), s.c * s.hp() * s.wp()), calls = (s.n + per_call - 1) / per_call;
     const std::vector<std::int32_t> rows = per_call > 1 ? batch_rows(t, s, per_call) : t.pixel;
     parallel_for(calls, [&](std::int64_t i) {
         const std::int64_t n0 = i * per_call, count = std::min(per_call, s.n - n0);
@@ -500,34 +501,46 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
 }
 
 // Adds image n's input gradient into dx, or (assign) writes it over dx's uninitialized image n.
-inline void input_grad_image(const Tensor<float>& dy, std::int64_t n, const InputGradPlan& plan, const ConvShape& s,
-                             Tensor<float>& dx, bool assign) {
-    const std::int64_t group_grad = s.og * plan.hd * plan.wd, ld = round_up_lanes(s.cg);
+// Images n0 .. n0+count-1 of dx from dy, added (or written with assign). The images share each GEMM, their dx
+// positions its rows, as conv_images does; every dx element receives the same sums in the same order.
+inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int64_t count, const InputGradPlan& plan,
+                              const ConvShape& s, Tensor<float>& dx, bool assign) {
+    const std::int64_t padded = s.o * plan.hd * plan.wd, group_grad = s.og * plan.hd * plan.wd;
+    const std::int64_t ld = round_up_lanes(s.cg), plane = s.h * s.w, image = s.c * plane;
     // Stride phases scatter-add (and a phase without taps adds nothing): an assigned image starts from zero.
     const bool one_pass = plan.phases.size() == 1 && plan.phases.front().all_pixels;
-    if (assign && !one_pass) std::fill_n(dx.data() + n * s.c * s.h * s.w, s.c * s.h * s.w, 0.0f);
-    float* dyp = thread_scratch(kPaddedGradSlot, s.o * plan.hd * plan.wd);
-    pad_planes(dy.data() + n * s.o * s.pixels(), s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
-    float* pixel_major = thread_scratch(kPixelMajorSlot, s.h * s.w * ld);
+    if (assign && !one_pass) std::fill_n(dx.data() + n0 * image, count * image, 0.0f);
+    float* dyp = thread_scratch(kPaddedGradSlot, count * padded);
+    pad_planes(dy.data() + n0 * s.o * s.pixels(), count * s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
+    float* pixel_major = thread_scratch(kPixelMajorSlot, count * plane * ld);
+    thread_local std::vector<std::int32_t> rows;
     for (const InputGradPhase& ph : plan.phases) {
-        const auto taps = static_cast<std::int64_t>(ph.tap.size());
+        const auto taps = static_cast<std::int64_t>(ph.tap.size()), positions = static_cast<std::int64_t>(ph.pixel.size());
+        rows.clear();
+        for (std::int64_t k = 0; k < count; ++k)
+            for (const std::int32_t p : ph.pixel) rows.push_back(static_cast<std::int32_t>(k * padded + p));
         for (std::int64_t g = 0; g < s.groups; ++g) {
-            float* out = dx.data() + (n * s.c + g * s.cg) * s.h * s.w;
-            // A full image of dx positions is added with one transpose; stride phases scatter their positions.
-            gather_gemm(dyp + g * group_grad, ph.pixel, ph.tap, ph.weights.data() + g * taps * ld, ld,
-                        [&](std::int64_t p0, int rows, std::int64_t c0, const float* tile, int tld) {
+            float* out = dx.data() + n0 * image + g * s.cg * plane;
+            // Full images of dx positions are added with one transpose each; stride phases scatter their positions.
+            gather_gemm(dyp + g * group_grad, std::span<const std::int32_t>(rows), ph.tap,
+                        ph.weights.data() + g * taps * ld, ld,
+                        [&](std::int64_t p0, int nr, std::int64_t c0, const float* tile, int tld) {
                             if (ph.all_pixels) {
-                                for (int r = 0; r < rows; ++r)
+                                for (int r = 0; r < nr; ++r)
                                     copy_floats(pixel_major + (p0 + r) * ld + c0, tile + r * tld, tld);
                                 return;
                             }
-                            for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.cg); ++c) {
-                                float* dst = out + c * s.h * s.w;
-                                for (int r = 0; r < rows; ++r)
-                                    dst[ph.dst[static_cast<std::size_t>(p0 + r)]] += tile[r * tld + (c - c0)];
-                            }
+                            for (std::int64_t c = c0; c < std::min<std::int64_t>(c0 + tld, s.cg); ++c)
+                                for (int r = 0; r < nr; ++r) {
+                                    const std::int64_t k = (p0 + r) / positions, p = (p0 + r) % positions;
+                                    out[k * image + c * plane + ph.dst[static_cast<std::size_t>(p)]] +=
+                                        tile[r * tld + (c - c0)];
+                                }
                         });
-            if (ph.all_pixels) transpose(pixel_major, s.h * s.w, s.cg, ld, out, s.h * s.w, !(assign && one_pass));
+            if (ph.all_pixels)
+                for (std::int64_t k = 0; k < count; ++k)
+                    transpose(pixel_major + k * plane * ld, plane, s.cg, ld, out + k * image, plane,
+                              !(assign && one_pass));
         }
     }
 }
@@ -578,12 +591,14 @@ inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, con
     const ConvTables t = conv_tables(s);
     const InputGradPlan plan = dx ? input_grad_plan(w, s) : InputGradPlan{};
     Tensor<float> partial = dw ? Tensor<float>({chunks, chunk_size}) : Tensor<float>();
+    const std::int64_t dx_images = dx ? images_per_gemm(s, s.h * s.w, s.o * plan.hd * plan.wd) : 1;
     parallel_for(chunks, [&](std::int64_t k) {
         const auto [begin, end] = split_range(s.n, chunks, k);
-        for (std::int64_t n = begin; n < end; ++n) {
-            if (dw) weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
-            if (dx) input_grad_image(dy, n, plan, s, *dx, dx_assign);
-        }
+        if (dw)
+            for (std::int64_t n = begin; n < end; ++n) weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
+        if (dx)
+            for (std::int64_t n = begin; n < end; n += dx_images)
+                input_grad_images(dy, n, std::min(dx_images, end - n), plan, s, *dx, dx_assign);
     }, (s.n / chunks + 1) * 2 * s.o * taps * s.pixels());
     if (!dw) return;
     // Chunk 0 += chunks 1, 2, ... element by element in that order, then transpose into dw.
