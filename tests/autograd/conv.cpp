@@ -1,5 +1,6 @@
 // conv2d: finite-difference gradients, PyTorch golden values, a many-channel forward against direct
-// summation, bit-identical results at 1 and 2 threads and whatever images share a GEMM, gradients only where asked, shape errors.
+// summation, bit-identical results at 1 and 2 threads and whatever images share a GEMM, gradients only where
+// asked, shape errors.
 #include "ironclad/autograd/conv.hpp"
 #include "ironclad/autograd/elementwise.hpp"
 

@@ -433,7 +433,8 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
     }
     const Tensor<float> packed = pack_forward_weights(w, s);
     const ConvTables t = conv_tables(s);
-    const std::int64_t per_call = images_per_gemm(s, s.pixels(), s.c * s.hp() * s.wp()), calls = (s.n + per_call - 1) / per_call;
+    const std::int64_t per_call = images_per_gemm(s, s.pixels(), s.c * s.hp() * s.wp());
+    const std::int64_t calls = (s.n + per_call - 1) / per_call;
     const std::vector<std::int32_t> rows = per_call > 1 ? batch_rows(t, s, per_call) : t.pixel;
     parallel_for(calls, [&](std::int64_t i) {
         const std::int64_t n0 = i * per_call, count = std::min(per_call, s.n - n0);
@@ -515,7 +516,8 @@ inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int
     float* pixel_major = thread_scratch(kPixelMajorSlot, count * plane * ld);
     thread_local std::vector<std::int32_t> rows;
     for (const InputGradPhase& ph : plan.phases) {
-        const auto taps = static_cast<std::int64_t>(ph.tap.size()), positions = static_cast<std::int64_t>(ph.pixel.size());
+        const auto taps = static_cast<std::int64_t>(ph.tap.size());
+        const auto positions = static_cast<std::int64_t>(ph.pixel.size());
         rows.clear();
         for (std::int64_t k = 0; k < count; ++k)
             for (const std::int32_t p : ph.pixel) rows.push_back(static_cast<std::int32_t>(k * padded + p));
@@ -595,7 +597,8 @@ inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, con
     parallel_for(chunks, [&](std::int64_t k) {
         const auto [begin, end] = split_range(s.n, chunks, k);
         if (dw)
-            for (std::int64_t n = begin; n < end; ++n) weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
+            for (std::int64_t n = begin; n < end; ++n)
+                weight_grad_image(dy, x, n, t, s, partial.data() + k * chunk_size);
         if (dx)
             for (std::int64_t n = begin; n < end; n += dx_images)
                 input_grad_images(dy, n, std::min(dx_images, end - n), plan, s, *dx, dx_assign);

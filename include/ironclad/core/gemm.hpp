@@ -4,9 +4,10 @@
 // Contract: SimdFloat is a GCC vector of kLanes floats sized for the widest ISA the build targets (AVX-512,
 // AVX or SSE), so one source serves every -march. Reductions use a fixed lane and accumulator order: a
 // result depends on the data only, never on alignment or threads.
-// gather_gemm(src, row_off, red_off, B) computes C = A * B (floats, or doubles for the exact mode) where A[r][j] = src[row_off[r] + red_off[j]] is read
-// in place. A convolution passes output pixels as rows and kernel taps as the reduction (or the reverse for
-// the weight gradient), which replaces an im2col matrix by two offset tables.
+// gather_gemm(src, row_off, red_off, B) computes C = A * B (floats, or doubles for the exact mode) where
+// A[r][j] = src[row_off[r] + red_off[j]] is read in place. A convolution passes output pixels as rows and kernel
+// taps as the reduction (or the reverse for the weight gradient), which replaces an im2col matrix by two offset
+// tables.
 #pragma once
 
 #include <algorithm>
@@ -217,8 +218,8 @@ void gather_gemm_panel(const T* src, std::span<const std::int32_t> row_off, std:
 }  // namespace detail
 
 // C = A * B with A[r][j] = src[row_off[r] + red_off[j]] and B a row-major [red_off.size(), ldb] matrix, ldb a
-// multiple of kLanesOf<T> (T float or double). C is handed over in tiles: sink(row0, rows, col0, tile, ld) gets rows [row0, row0+rows)
-// and columns [col0, col0+ld) of C as a row-major tile with leading dimension ld.
+// multiple of kLanesOf<T> (T float or double). C is handed over in tiles: sink(row0, rows, col0, tile, ld) gets
+// rows [row0, row0+rows) and columns [col0, col0+ld) of C as a row-major tile with leading dimension ld.
 template <class T, class Sink>
 void gather_gemm(const T* src, std::span<const std::int32_t> row_off, std::span<const std::int32_t> red_off,
                  const T* b, std::int64_t ldb, Sink&& sink) {

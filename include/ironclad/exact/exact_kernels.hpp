@@ -115,7 +115,9 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
             for (std::int64_t ox = 0; ox < wo; ++ox) rows.push_back(static_cast<std::int32_t>(oy * s * wp + ox * s));
         std::vector<std::int64_t> start(static_cast<std::size_t>(o), 0);
         if (bias.numel())
-            for (std::int64_t oc = 0; oc < o; ++oc) start[static_cast<std::size_t>(oc)] = static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac);
+            for (std::int64_t oc = 0; oc < o; ++oc)
+                start[static_cast<std::size_t>(oc)] =
+                    static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac);
 #pragma omp parallel reduction(+ : narrow_events)
         {
             std::vector<double> xpad(static_cast<std::size_t>(c * hp * wp), 0.0);  // the border stays zero
