@@ -361,7 +361,7 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
 
 // `count` consecutive images of a convolution with more than one input channel per group: imgs [count,C,H,W] ->
 // out [count,O,Ho,Wo], with `packed` from pack_forward_weights, `t` from conv_tables and `rows` the GEMM's rows
-// for count images (batch_rows; t.pixel for one). e is the first image's epilogue; the residual steps by image.
+// for count images (batch_rows). e is the first image's epilogue; the residual steps by image.
 // The images share one GEMM, their pixels its rows, so a wide layer with few pixels streams its weights once
 // per call rather than once per image; every output is the same sum as for one image, bit for bit.
 inline void conv_images(const float* imgs, std::int64_t count, const float* packed, const ConvTables& t,
@@ -409,13 +409,13 @@ inline std::int64_t images_per_gemm(const ConvShape& s, std::int64_t rows_per_im
     return std::min({(256 + rows_per_image - 1) / rows_per_image, per_thread, addressable});
 }
 
-// The GEMM rows of `count` padded images laid out one after the other: t.pixel shifted by each image's offset.
-inline std::vector<std::int32_t> batch_rows(const ConvTables& t, const ConvShape& s, std::int64_t count) {
-    std::vector<std::int32_t> rows;
-    rows.reserve(static_cast<std::size_t>(count * s.pixels()));
+// rows <- the GEMM rows of `count` images laid out `stride` floats apart: one image's rows shifted by each
+// image's offset.
+inline void batch_rows(std::span<const std::int32_t> image_rows, std::int64_t stride, std::int64_t count,
+                       std::vector<std::int32_t>& rows) {
+    rows.clear();
     for (std::int64_t k = 0; k < count; ++k)
-        for (const std::int32_t p : t.pixel) rows.push_back(static_cast<std::int32_t>(k * s.c * s.hp() * s.wp() + p));
-    return rows;
+        for (const std::int32_t p : image_rows) rows.push_back(static_cast<std::int32_t>(k * stride + p));
 }
 
 inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
@@ -435,7 +435,8 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
     const ConvTables t = conv_tables(s);
     const std::int64_t per_call = images_per_gemm(s, s.pixels(), s.c * s.hp() * s.wp());
     const std::int64_t calls = (s.n + per_call - 1) / per_call;
-    const std::vector<std::int32_t> rows = per_call > 1 ? batch_rows(t, s, per_call) : t.pixel;
+    std::vector<std::int32_t> rows;
+    batch_rows(t.pixel, s.c * s.hp() * s.wp(), per_call, rows);
     parallel_for(calls, [&](std::int64_t i) {
         const std::int64_t n0 = i * per_call, count = std::min(per_call, s.n - n0);
         conv_images(x.data() + n0 * in_size, count, packed.data(), t,
@@ -501,7 +502,6 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
     return plan;
 }
 
-// Adds image n's input gradient into dx, or (assign) writes it over dx's uninitialized image n.
 // Images n0 .. n0+count-1 of dx from dy, added (or written with assign). The images share each GEMM, their dx
 // positions its rows, as conv_images does; every dx element receives the same sums in the same order.
 inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int64_t count, const InputGradPlan& plan,
@@ -514,17 +514,16 @@ inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int
     float* dyp = thread_scratch(kPaddedGradSlot, count * padded);
     pad_planes(dy.data() + n0 * s.o * s.pixels(), count * s.o, s.ho, s.wo, plan.top, plan.left, plan.hd, plan.wd, dyp);
     float* pixel_major = thread_scratch(kPixelMajorSlot, count * plane * ld);
-    thread_local std::vector<std::int32_t> rows;
+    thread_local std::vector<std::int32_t> batched;
     for (const InputGradPhase& ph : plan.phases) {
         const auto taps = static_cast<std::int64_t>(ph.tap.size());
         const auto positions = static_cast<std::int64_t>(ph.pixel.size());
-        rows.clear();
-        for (std::int64_t k = 0; k < count; ++k)
-            for (const std::int32_t p : ph.pixel) rows.push_back(static_cast<std::int32_t>(k * padded + p));
+        std::span<const std::int32_t> rows = ph.pixel;
+        if (count > 1) batch_rows(ph.pixel, padded, count, batched), rows = batched;
         for (std::int64_t g = 0; g < s.groups; ++g) {
             float* out = dx.data() + n0 * image + g * s.cg * plane;
             // Full images of dx positions are added with one transpose each; stride phases scatter their positions.
-            gather_gemm(dyp + g * group_grad, std::span<const std::int32_t>(rows), ph.tap,
+            gather_gemm(dyp + g * group_grad, rows, ph.tap,
                         ph.weights.data() + g * taps * ld, ld,
                         [&](std::int64_t p0, int nr, std::int64_t c0, const float* tile, int tld) {
                             if (ph.all_pixels) {
