@@ -187,6 +187,73 @@ TEST_CASE("exact convolution in the double GEMM: several column panels and a red
     }
 }
 
+namespace {
+
+// exact_conv2d with post ops against the separate calls (conv, channel affine, add, clamp): raws and every count.
+void check_post_ops(const ExactArithmetic& a, std::int32_t span, std::int32_t scale_span, std::uint32_t seed) {
+    const RawTensor x = random_raws({3, 20, 5, 4}, -span, span, seed);
+    const RawTensor w = random_raws({40, 20, 3, 3}, -span, span, seed + 1, 0.05);
+    const RawTensor bias = random_raws({40}, -span, span, seed + 2, 0);
+    const RawTensor scale_raws = random_raws({40}, -scale_span, scale_span, seed + 3, 0);
+    const RawTensor shift_raws = random_raws({40}, -span, span, seed + 4, 0);
+    const std::span<const std::int32_t> scale(scale_raws.data(), 40), shift(shift_raws.data(), 40);
+    REQUIRE(exact_affine_fusable(scale, shift, a));
+    for (int stride : {1, 2}) {
+        const std::int64_t side_h = stride == 1 ? 5 : 3, side_w = stride == 1 ? 4 : 2;
+        const auto full = static_cast<std::int32_t>(a.raw_max());  // sums leave the format often
+        const RawTensor residual = random_raws({3, 40, side_h, side_w}, -full, full, seed + 5, 0);
+        for (int steps = 0; steps < 4; ++steps) {
+            const bool with_residual = steps >= 2, with_clamp = steps % 2 == 1;
+            CAPTURE(stride);
+            CAPTURE(steps);
+            SaturationCounts want_conv, want_norm, want_add;
+            RawTensor want = exact_conv2d(x, w, bias, Conv2dOptions{stride, 1, 1}, a, want_conv);
+            want = exact_channel_affine(want, scale, shift, a, want_norm);
+            if (with_residual) want = exact_add(want, residual, a, want_add);
+            if (with_clamp) want = exact_clamp(want, 0, span / 3);
+            SaturationCounts got_conv, got_norm, got_add;
+            ExactPostOps post{scale, shift, &got_norm};
+            if (with_residual) {
+                post.residual = &residual;
+                post.add_counts = &got_add;
+            }
+            post.clamp = with_clamp;
+            post.hi = span / 3;
+            const RawTensor got = exact_conv2d(x, w, bias, Conv2dOptions{stride, 1, 1}, a, got_conv, post);
+            REQUIRE(got.shape() == want.shape());
+            std::int64_t differing = 0;
+            for (std::int64_t i = 0; i < got.numel(); ++i) differing += got.data()[i] != want.data()[i];
+            CHECK(differing == 0);
+            CHECK(got_conv == want_conv);
+            CHECK(got_norm == want_norm);
+            CHECK(got_add == want_add);
+            CHECK(want_norm.narrowing > 0);  // the values reach the format's limits, so the counts are checked
+            if (with_residual) CHECK(want_add.narrowing > 0);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("exact convolution with fused batch norm, residual and clamp equals the separate calls") {
+    // q15.16 with a 64-bit accumulator: the double GEMM's epilogue; the batch norm's scales reach 2^6 so that its
+    // narrowing saturates or wraps.
+    check_post_ops(arithmetic_of<Rounding::nearest_even, Overflow::saturate>(15, 16), 1 << 20, 1 << 22, 50);
+    check_post_ops(arithmetic_of<Rounding::floor, Overflow::wrap>(15, 16), 1 << 20, 1 << 22, 60);
+    check_post_ops(arithmetic_of<Rounding::toward_zero, Overflow::saturate>(15, 16), 1 << 20, 1 << 22, 70);
+    // q3.4 with a 20-bit accumulator: the checked per-product path (its sums can overflow), then the same steps.
+    check_post_ops(arithmetic_of<Rounding::nearest_even, Overflow::saturate>(3, 4, 20, Overflow::saturate), 127, 60,
+                   80);
+    // A batch norm whose product could leave the accumulator is refused (exact_channel_affine handles it unfused).
+    const ExactArithmetic narrow = arithmetic_of<Rounding::floor, Overflow::saturate>(3, 4, 12, Overflow::saturate);
+    const std::vector<std::int32_t> big{100}, zero{0};
+    CHECK_FALSE(exact_affine_fusable(big, zero, narrow));
+    SaturationCounts counts;
+    CHECK_THROWS_WITH_AS(exact_conv2d(random_raws({1, 2, 3, 3}, -9, 9, 1), random_raws({1, 2, 1, 1}, -9, 9, 2),
+                                      RawTensor{}, Conv2dOptions{}, narrow, counts, ExactPostOps{big, zero, &counts}),
+                         doctest::Contains("batch norm"), std::invalid_argument);
+}
+
 TEST_CASE("exact convolution counts overflows and gives the same raws at 1 and 2 threads") {
     const ExactArithmetic a = arithmetic_of<Rounding::toward_zero, Overflow::saturate>(3, 4, 12, Overflow::saturate);
     const RawTensor x = random_raws({4, 8, 7, 7}, -127, 127, 5), w = random_raws({8, 8, 3, 3}, -127, 127, 6);

@@ -57,6 +57,35 @@ TEST_CASE("exact Q15.16 logits follow the float model's for every architecture, 
     }
 }
 
+TEST_CASE("fused convolution steps give the unfused raws and counts; hooks see every unfused output") {
+    // A pass-through hook on a module makes its output visible, which stops the fusion there: with hooks on every
+    // module the network runs op by op. Gammas and betas scaled up so that narrowings saturate and are counted.
+    for (const auto& info : model_registry()) {
+        CAPTURE(info.name);
+        ModelConfig cfg;
+        cfg.seed = 5;
+        cfg.input_size = 16;
+        auto model = build_model(info.name, cfg);
+        model->eval();
+        for (auto& [name, p] : model->named_parameters())
+            if (p.value().ndim() == 1)  // batch norms' gammas and betas, biases
+                for (std::int64_t i = 0; i < p.value().numel(); ++i) p.value()[i] *= 40.0f;
+        const Tensor<float> x = random_tensor({2, 3, 16, 16}, 6);
+        ExactNetwork fused(*model, flatten_stages(*model), q15_16());
+        ExactNetwork unfused(*model, flatten_stages(*model), q15_16());
+        std::int64_t hooked_calls = 0;
+        for (auto& [name, m] : model->named_modules()) unfused.set_hook(m, [&](RawTensor&) { ++hooked_calls; });
+        const Tensor<float> a = fused.forward(x), b = unfused.forward(x);
+        CHECK(hooked_calls > 0);
+        REQUIRE(a.shape() == b.shape());
+        for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == b[i]);
+        CHECK(fused.counts() == unfused.counts());
+        std::int64_t narrowings = 0;
+        for (auto& [layer, c] : fused.counts()) narrowings += c.narrowing;
+        CHECK(narrowings > 0);
+    }
+}
+
 TEST_CASE("faults written into raw storage change the exact result; hooks see raws") {
     ModelConfig cfg;
     cfg.seed = 8;

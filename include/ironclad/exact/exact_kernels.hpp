@@ -6,7 +6,8 @@
 // sum of |w| over an output's taps, plus the bias): when no partial sum can leave the accumulator, products are
 // summed in plain int64 in any order (vectorised), which is then exactly the contract's result; otherwise every
 // addition goes through ExactArithmetic::accumulate in tap order. Zero inputs are skipped: adding a zero product
-// never changes an accumulator, saturating or not.
+// never changes an accumulator, saturating or not. The convolution can apply a following batch norm, residual
+// sum and clamp to each image's output while it is in cache (ExactPostOps): the same raws and counts as the calls.
 #pragma once
 
 #include "ironclad/autograd/conv.hpp"
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <stdexcept>
@@ -36,7 +38,51 @@ inline std::int64_t max_abs(const RawTensor& t) {
     return m;
 }
 
+// dst[c * rows + r] = src[r * cols + c] for raws: whole kLanes x kLanes blocks go through the float transpose's
+// registers (shuffles move bits, never compute on them).
+inline void transpose_raws(const std::int32_t* src, std::int64_t rows, std::int64_t cols, std::int32_t* dst) {
+    std::int64_t r0 = 0;
+    for (; r0 + kLanes <= rows; r0 += kLanes) {
+        std::int64_t c0 = 0;
+        for (; c0 + kLanes <= cols; c0 += kLanes) {
+            SimdFloat v[kLanes];
+            for (int i = 0; i < kLanes; ++i) std::memcpy(&v[i], src + (r0 + i) * cols + c0, sizeof(SimdFloat));
+            simd_transpose(v);
+            for (int i = 0; i < kLanes; ++i) std::memcpy(dst + (c0 + i) * rows + r0, &v[i], sizeof(SimdFloat));
+        }
+        for (; c0 < cols; ++c0)
+            for (int i = 0; i < kLanes; ++i) dst[c0 * rows + r0 + i] = src[(r0 + i) * cols + c0];
+    }
+    for (; r0 < rows; ++r0)
+        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r0] = src[r0 * cols + c];
+}
+
 }  // namespace detail
+
+// What exact_conv2d may apply to each image's output while it is in cache, in this order: the batch norm's
+// per-channel multiply-accumulate (exact_channel_affine), the residual sum (exact_add) and the clamp (exact_clamp).
+// The results and counts are those of the separate calls; each step's narrowings count where that call's would.
+struct ExactPostOps {
+    std::span<const std::int32_t> scale, shift;  // the batch norm; empty: none
+    SaturationCounts* norm_counts = nullptr;
+    const RawTensor* residual = nullptr;  // the conv output's shape; null: none
+    SaturationCounts* add_counts = nullptr;
+    bool clamp = false;
+    std::int32_t lo = 0, hi = INT32_MAX;
+};
+
+// Whether a batch norm with these constants can follow a convolution inside it: no multiply-accumulate on any raw
+// of the format can leave the accumulator (exact_channel_affine checks the actual values instead, which the fused
+// path does not have).
+inline bool exact_affine_fusable(std::span<const std::int32_t> scale, std::span<const std::int32_t> shift,
+                                 const ExactArithmetic& a) {
+    const double limit = static_cast<double>(a.accumulator_max()) * (1 - 1e-9);
+    for (std::size_t c = 0; c < scale.size(); ++c)
+        if (std::ldexp(std::abs(static_cast<double>(shift[c])), a.format.frac_bits) +
+                std::abs(static_cast<double>(scale[c])) * static_cast<double>(-a.raw_min()) >= limit)
+            return false;
+    return true;
+}
 
 // Float values into raws of the format (the input layer of a deployed model).
 inline RawTensor exact_quantize(const Tensor<float>& x, const ExactArithmetic& a, SaturationCounts& counts) {
@@ -59,9 +105,9 @@ inline Tensor<float> exact_dequantize(const RawTensor& x, const ExactArithmetic&
     return y;
 }
 
-// x [N,C,H,W], w [O,C/groups,KH,KW], bias [O] or empty -> [N,O,Ho,Wo].
+// x [N,C,H,W], w [O,C/groups,KH,KW], bias [O] or empty -> [N,O,Ho,Wo], then `post`'s steps on each image.
 inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawTensor& bias, Conv2dOptions opt,
-                              const ExactArithmetic& a, SaturationCounts& counts) {
+                              const ExactArithmetic& a, SaturationCounts& counts, const ExactPostOps& post = {}) {
     if (x.ndim() != 4 || w.ndim() != 4 || opt.groups < 1 || x.dim(1) != w.dim(1) * opt.groups ||
         w.dim(0) % opt.groups != 0 || (bias.numel() != 0 && bias.numel() != w.dim(0)))
         throw std::invalid_argument("exact conv2d: input " + shape_str(x.shape()) + " and weight " +
@@ -96,16 +142,60 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
     // Doubles hold every integer up to 2^53 exactly and round up monotonically beyond; the margin covers that.
     const bool no_overflow = worst < static_cast<double>(a.accumulator_max()) * (1 - 1e-9);
 
+    const bool norm = !post.scale.empty();
+    const auto channels_of = [o](std::span<const std::int32_t> v) { return static_cast<std::int64_t>(v.size()) == o; };
+    if (norm && (!channels_of(post.scale) || !channels_of(post.shift) || !exact_affine_fusable(post.scale, post.shift, a)))
+        throw std::invalid_argument("exact conv2d: the batch norm after it needs " + std::to_string(o) +
+                                    " scales and shifts whose products cannot leave the accumulator");
+    if (post.residual && post.residual->shape() != Shape{n, o, ho, wo})
+        throw std::invalid_argument("exact conv2d: residual " + shape_str(post.residual->shape()) +
+                                    " does not fit the output " + shape_str(Shape{n, o, ho, wo}));
+    std::vector<std::int64_t> norm_start(static_cast<std::size_t>(norm ? o : 0)), norm_scale(norm_start.size());
+    for (std::size_t oc = 0; oc < norm_start.size(); ++oc) {
+        norm_start[oc] = static_cast<std::int64_t>(post.shift[oc]) * (std::int64_t{1} << frac);
+        norm_scale[oc] = post.scale[oc];
+    }
+
     auto y = RawTensor::uninitialized({n, o, ho, wo});
-    std::int64_t acc_events = 0, narrow_events = 0;
+    const std::int64_t pixels = ho * wo;
+    std::int64_t acc_events = 0, narrow_events = 0, norm_events = 0, add_events = 0;
+    // post's steps on the planes of one image (without the batch norm when the GEMM's epilogue applied it).
+    const std::int32_t lo = post.clamp ? post.lo : INT32_MIN, hi = post.clamp ? post.hi : INT32_MAX;
+    auto finish_image = [&](std::int64_t img, bool with_norm, std::int64_t& norm_ev, std::int64_t& add_ev) {
+        for (std::int64_t oc = 0; oc < o; ++oc) {
+            std::int32_t* yp = y.data() + (img * o + oc) * pixels;
+            if (with_norm) {
+                const std::int64_t st = norm_start[static_cast<std::size_t>(oc)];
+                const std::int64_t k = norm_scale[static_cast<std::size_t>(oc)];
+                norm_ev += a.narrow_rounded(
+                    pixels, frac, [&](std::int64_t i) { return st + k * yp[i]; },
+                    [&](std::int64_t i, std::int32_t v) { yp[i] = v; });
+            }
+            if (post.residual) {
+                const std::int32_t* rp = post.residual->data() + (img * o + oc) * pixels;
+                add_ev += a.narrow_rounded(
+                    pixels, 0, [&](std::int64_t i) { return static_cast<std::int64_t>(yp[i]) + rp[i]; },
+                    [&](std::int64_t i, std::int32_t v) { yp[i] = std::min(std::max(v, lo), hi); });
+            } else if (post.clamp) {
+                for (std::int64_t i = 0; i < pixels; ++i) yp[i] = std::min(std::max(yp[i], lo), hi);
+            }
+        }
+    };
+    auto add_counts = [&] {
+        counts.accumulator += acc_events;
+        counts.narrowing += narrow_events;
+        if (post.norm_counts) post.norm_counts->narrowing += norm_events;
+        if (post.add_counts) post.add_counts->narrowing += add_events;
+    };
     // Below 2^53 every product and partial sum is an integer a double holds exactly, so a double GEMM (any order,
     // fused or not) gives the exact sum: the fast path for all but the widest values. It is the float kernels'
     // gather-GEMM (core/gemm.hpp) in doubles: rows are output pixels read in place from the padded image, columns
-    // output channels, and each tile is narrowed into the output as it comes.
+    // output channels. Each tile is narrowed (and put through the batch norm) along its channels into a
+    // pixel-major copy of the image's output, transposed into place when the image is done.
     const bool addressable = c * hp * wp < (std::int64_t{1} << 31);  // offsets are int32
     if (no_overflow && worst < 0x1p53 && cg > 1 && addressable) {
         constexpr std::int64_t lanes = kLanesOf<double>;
-        const std::int64_t pixels = ho * wo, ld = (og + lanes - 1) / lanes * lanes;
+        const std::int64_t ld = (og + lanes - 1) / lanes * lanes;
         std::vector<double> packed(static_cast<std::size_t>(g * taps * ld), 0.0);
         for (std::int64_t gt = 0; gt < g * taps; ++gt)
             for (std::int64_t ol = 0; ol < og; ++ol)
@@ -118,9 +208,10 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
             for (std::int64_t oc = 0; oc < o; ++oc)
                 start[static_cast<std::size_t>(oc)] =
                     static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac);
-#pragma omp parallel reduction(+ : narrow_events)
+#pragma omp parallel reduction(+ : narrow_events, norm_events, add_events)
         {
             std::vector<double> xpad(static_cast<std::size_t>(c * hp * wp), 0.0);  // the border stays zero
+            std::vector<std::int32_t> by_pixel(static_cast<std::size_t>(pixels * o));  // [pixel][channel]
 #pragma omp for schedule(static)
             for (std::int64_t img = 0; img < n; ++img) {
                 for (std::int64_t ci = 0; ci < c; ++ci)
@@ -133,22 +224,31 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                     gather_gemm(xpad.data() + gi * cg * hp * wp, rows, red, packed.data() + gi * taps * ld, ld,
                                 [&](std::int64_t p0, int nr, std::int64_t c0, const double* tile, int tld) {
                                     const std::int64_t channels = std::min<std::int64_t>(tld, og - c0);
-                                    const std::int64_t* st = start.data() + gi * og + c0;
+                                    const std::int64_t first = gi * og + c0;
+                                    const std::int64_t* st = start.data() + first;
                                     for (int r = 0; r < nr; ++r) {
                                         const double* sums = tile + r * tld;
-                                        std::int32_t* dst = y.data() + (img * o + gi * og + c0) * pixels + p0 + r;
+                                        std::int32_t* out = by_pixel.data() + (p0 + r) * o + first;
                                         narrow_events += a.narrow_rounded(
                                             channels, frac,
                                             [&](std::int64_t i) { return st[i] + static_cast<std::int64_t>(sums[i]); },
-                                            [&](std::int64_t i, std::int32_t v) { dst[i * pixels] = v; });
+                                            [&](std::int64_t i, std::int32_t v) { out[i] = v; });
+                                        if (!norm) continue;
+                                        const std::int64_t* ns = norm_start.data() + first;
+                                        const std::int64_t* nk = norm_scale.data() + first;
+                                        norm_events += a.narrow_rounded(
+                                            channels, frac, [&](std::int64_t i) { return ns[i] + nk[i] * out[i]; },
+                                            [&](std::int64_t i, std::int32_t v) { out[i] = v; });
                                     }
                                 });
+                detail::transpose_raws(by_pixel.data(), pixels, o, y.data() + img * o * pixels);
+                finish_image(img, false, norm_events, add_events);
             }
         }
-        counts.narrowing += narrow_events;
+        add_counts();
         return y;
     }
-#pragma omp parallel for reduction(+ : acc_events, narrow_events) schedule(static)
+#pragma omp parallel for reduction(+ : acc_events, narrow_events, norm_events, add_events) schedule(static)
     for (std::int64_t img = 0; img < n; ++img) {
         std::vector<std::int32_t> xpad(static_cast<std::size_t>(c * hp * wp), 0);
         for (std::int64_t ci = 0; ci < c; ++ci)
@@ -196,9 +296,9 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                         [&](std::int64_t ol, std::int32_t v) { dst[ol * ho * wo] = v; });
                 }
         }
+        finish_image(img, norm, norm_events, add_events);
     }
-    counts.accumulator += acc_events;
-    counts.narrowing += narrow_events;
+    add_counts();
     return y;
 }
 

@@ -10,6 +10,8 @@
 // MobileNetV2's and ShuffleNetV2's units). Anything else is refused when the network is built, naming the layer.
 // A hook set on a module runs on that module's integer output (activation faults). Overflow counts accumulate
 // per layer (the input quantisation is "input"; a block's residual addition counts under the block's name).
+// A convolution's batch norm, residual sum and ReLU run inside it (conv_norm_act) up to the first output a hook
+// must see, which changes no raw and no count.
 #pragma once
 
 #include "ironclad/bounds/bounded_relu.hpp"
@@ -96,13 +98,22 @@ public:
     // Runs op and then the hook of its module, if any; used by the composite ops for their parts.
     RawTensor apply(detail::ExactOp& op, const RawTensor& x) {
         RawTensor y = op.run(x, *this);
-        if (const auto it = hooks_.find(op.source); it != hooks_.end()) it->second(y);
+        run_hook(op, y);
         return y;
     }
+    // act(norm(conv(x)) [+ residual]) as the parts would run through apply, the add counted under add_layer; the
+    // steps after the convolution run inside it (exact_conv2d's post ops) up to the first output a hook must see.
+    RawTensor conv_norm_act(detail::ExactOp& conv, detail::ExactOp& norm, const RawTensor* residual,
+                            const std::string& add_layer, detail::ExactOp* act, const RawTensor& x);
     SaturationCounts& counts_of(const std::string& layer) { return counts_[layer]; }
+
+    bool hooked(const detail::ExactOp& op) const { return hooks_.count(op.source) != 0; }
 
 private:
     std::unique_ptr<detail::ExactOp> compile(Module& m);
+    void run_hook(const detail::ExactOp& op, RawTensor& y) {
+        if (const auto it = hooks_.find(op.source); it != hooks_.end()) it->second(y);
+    }
 
     ExactArithmetic arith_;
     std::map<const Module*, std::string> names_;
@@ -133,11 +144,12 @@ struct ExactBatchNorm : ExactOp {
     RawTensor gamma, beta;
     Tensor<float> mean, var;
     float eps = 1e-5f;
-    RawTensor run(const RawTensor& x, ExactNetwork& net) override {
-        const ExactArithmetic& a = net.arithmetic();
-        SaturationCounts& counts = net.counts_of(name);
+    // The per-channel scale and shift in the format, from the stored (faultable) gamma and beta.
+    void constants(const ExactArithmetic& a, SaturationCounts& counts, std::vector<std::int32_t>& scale,
+                   std::vector<std::int32_t>& shift) const {
         const std::int64_t c = gamma.numel();
-        std::vector<std::int32_t> scale(static_cast<std::size_t>(c)), shift(static_cast<std::size_t>(c));
+        scale.resize(static_cast<std::size_t>(c));
+        shift.resize(static_cast<std::size_t>(c));
         for (std::int64_t i = 0; i < c; ++i) {
             const double s = a.value_of(gamma.data()[i]) / std::sqrt(static_cast<double>(var[i]) + eps);
             bool fs = false, fb = false;
@@ -145,16 +157,23 @@ struct ExactBatchNorm : ExactOp {
             shift[static_cast<std::size_t>(i)] = a.raw_of(a.value_of(beta.data()[i]) - mean[i] * s, fb);
             counts.narrowing += fs + fb;  // a constant the format cannot hold
         }
-        return exact_channel_affine(x, scale, shift, a, counts);
+    }
+    RawTensor run(const RawTensor& x, ExactNetwork& net) override {
+        SaturationCounts& counts = net.counts_of(name);
+        std::vector<std::int32_t> scale, shift;
+        constants(net.arithmetic(), counts, scale, shift);
+        return exact_channel_affine(x, scale, shift, net.arithmetic(), counts);
     }
 };
 
 struct ExactClamp : ExactOp {
     double upper = 0;  // 0: no upper bound (ReLU)
-    RawTensor run(const RawTensor& x, ExactNetwork& net) override {
-        if (upper <= 0) return exact_clamp(x, 0);
+    std::int32_t upper_raw(const ExactArithmetic& a) const {
         bool overflowed = false;
-        return exact_clamp(x, 0, net.arithmetic().raw_of(upper, overflowed));
+        return upper <= 0 ? INT32_MAX : a.raw_of(upper, overflowed);
+    }
+    RawTensor run(const RawTensor& x, ExactNetwork& net) override {
+        return exact_clamp(x, 0, upper_raw(net.arithmetic()));
     }
 };
 
@@ -203,11 +222,23 @@ struct ExactIdentity : ExactOp {
     RawTensor run(const RawTensor& x, ExactNetwork&) override { return x; }
 };
 
+// Parts in order; a convolution followed by a batch norm (and a ReLU/ReLU6) runs as one conv_norm_act.
 struct ExactChain : ExactOp {
     std::vector<std::unique_ptr<ExactOp>> parts;
     RawTensor run(const RawTensor& x, ExactNetwork& net) override {
         RawTensor y = x;
-        for (auto& p : parts) y = net.apply(*p, y);
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            const bool conv_norm = i + 1 < parts.size() && dynamic_cast<ExactConv*>(parts[i].get()) &&
+                                   dynamic_cast<ExactBatchNorm*>(parts[i + 1].get());
+            if (!conv_norm) {
+                y = net.apply(*parts[i], y);
+                continue;
+            }
+            ExactOp* act = i + 2 < parts.size() && dynamic_cast<ExactClamp*>(parts[i + 2].get()) ? parts[i + 2].get()
+                                                                                                 : nullptr;
+            y = net.conv_norm_act(*parts[i], *parts[i + 1], nullptr, name, act, y);
+            i += act ? 2 : 1;
+        }
         return y;
     }
 };
@@ -218,14 +249,19 @@ struct ExactBasicBlock : ExactOp {
     std::int64_t out_channels = 0;
     int stride = 1;
     RawTensor run(const RawTensor& x, ExactNetwork& net) override {
-        RawTensor y = net.apply(*relu1, net.apply(*bn1, net.apply(*conv1, x)));
-        y = net.apply(*bn2, net.apply(*conv2, y));
-        RawTensor skip = x;
-        if (downsample)
-            skip = net.apply(*downsample, x);
-        else if (stride != 1 || x.dim(1) != out_channels)
-            skip = exact_shortcut_option_a(x, out_channels, stride);
-        return net.apply(*relu2, exact_add(y, skip, net.arithmetic(), net.counts_of(name)));
+        const RawTensor y = net.conv_norm_act(*conv1, *bn1, nullptr, name, relu1.get(), x);
+        auto shortcut = [&] {
+            if (downsample) return net.apply(*downsample, x);
+            return stride != 1 || x.dim(1) != out_channels ? exact_shortcut_option_a(x, out_channels, stride) : x;
+        };
+        // The residual joins the second convolution's post ops unless a hook must see conv2 or bn2 first (the
+        // shortcut then runs after them, as in the unfused order, so that hooks fire in the same order).
+        if (!net.hooked(*conv2) && !net.hooked(*bn2)) {
+            const RawTensor skip = shortcut();
+            return net.conv_norm_act(*conv2, *bn2, &skip, name, relu2.get(), y);
+        }
+        const RawTensor z = net.conv_norm_act(*conv2, *bn2, nullptr, name, nullptr, y);
+        return net.apply(*relu2, exact_add(z, shortcut(), net.arithmetic(), net.counts_of(name)));
     }
 };
 
@@ -261,6 +297,46 @@ inline void collect_convs(Module& m, std::vector<Conv2d*>& out) {
 }
 
 }  // namespace detail
+
+inline RawTensor ExactNetwork::conv_norm_act(detail::ExactOp& conv, detail::ExactOp& norm, const RawTensor* residual,
+                                             const std::string& add_layer, detail::ExactOp* act, const RawTensor& x) {
+    using namespace detail;
+    auto* c = dynamic_cast<ExactConv*>(&conv);
+    auto* bn = dynamic_cast<ExactBatchNorm*>(&norm);
+    auto* clamp = dynamic_cast<ExactClamp*>(act);
+    std::vector<std::int32_t> scale, shift;
+    SaturationCounts constant_counts;
+    RawTensor y;
+    ExactPostOps post;
+    if (c && bn && !hooked(conv)) bn->constants(arith_, constant_counts, scale, shift);
+    if (!scale.empty() && exact_affine_fusable(scale, shift, arith_)) {
+        counts_of(bn->name) += constant_counts;
+        post.scale = scale;
+        post.shift = shift;
+        post.norm_counts = &counts_of(bn->name);
+        const bool past_norm = !hooked(norm);  // the hook must see the batch norm's output
+        if (residual && past_norm) {
+            post.residual = residual;
+            post.add_counts = &counts_of(add_layer);
+        }
+        if (clamp && past_norm && (!residual || post.residual)) {
+            post.clamp = true;
+            post.hi = clamp->upper_raw(arith_);
+        }
+        y = exact_conv2d(x, c->weight, c->bias, c->options, arith_, counts_of(c->name), post);
+        if (!post.residual && !post.clamp) run_hook(norm, y);
+    } else {
+        y = apply(norm, apply(conv, x));
+    }
+    if (residual && !post.residual) y = exact_add(y, *residual, arith_, counts_of(add_layer));
+    if (act) {
+        if (post.clamp)
+            run_hook(*act, y);
+        else
+            y = apply(*act, y);
+    }
+    return y;
+}
 
 inline std::unique_ptr<detail::ExactOp> ExactNetwork::compile(Module& m) {
     using namespace detail;
