@@ -179,6 +179,43 @@ TEST_CASE("conv2d with wide weights and a deep reduction: grouped images and chu
     CHECK(differing == 0);
 }
 
+TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the tap-ordered FMA chain bit for bit") {
+    // Output rows of 32 and 16 pixels at stride 1 with 16 and 24 channels take the direct kernel; 8 and 5
+    // vectors per plane leave tiles of 2 and 1 vectors after the tiles of 3. The bias comes after the sum.
+    struct Case {
+        Shape x, w;
+    };
+    for (const Case& c : {Case{{2, 5, 8, 32}, {16, 5, 3, 3}}, Case{{3, 4, 5, 16}, {24, 4, 3, 3}},
+                          Case{{2, 7, 4, 16}, {8, 7, 1, 1}}}) {
+        CAPTURE(shape_str(c.x));
+        const Tensor<float> x = random_tensor(c.x, 31), w = random_tensor(c.w, 32), b = random_tensor({c.w[0]}, 33);
+        const std::int64_t k = c.w[2], pad = k / 2, h = c.x[2], wd = c.x[3];
+        NoGradGuard no_grad;
+        const Tensor<float> y = conv2d(Var(x), Var(w), Var(b), {1, static_cast<int>(pad), 1}).value();
+        std::int64_t differing = 0;
+        for (std::int64_t n = 0; n < c.x[0]; ++n)
+            for (std::int64_t o = 0; o < c.w[0]; ++o)
+                for (std::int64_t i = 0; i < h; ++i)
+                    for (std::int64_t j = 0; j < wd; ++j) {
+                        float acc = 0.0f;
+                        for (std::int64_t ci = 0; ci < c.x[1]; ++ci)
+                            for (std::int64_t ky = 0; ky < k; ++ky)
+                                for (std::int64_t kx = 0; kx < k; ++kx) {
+                                    const std::int64_t iy = i + ky - pad, ix = j + kx - pad;
+                                    const float xv =
+                                        iy >= 0 && iy < h && ix >= 0 && ix < wd ? x.at({n, ci, iy, ix}) : 0.0f;
+#if defined(__FMA__)
+                                    acc = std::fma(xv, w.at({o, ci, ky, kx}), acc);
+#else
+                                    acc += xv * w.at({o, ci, ky, kx});
+#endif
+                                }
+                        differing += acc + b[o] != y.at({n, o, i, j});
+                    }
+        CHECK(differing == 0);
+    }
+}
+
 TEST_CASE("conv2d results do not depend on the thread count") {
     const int threads = num_threads();
     // 11 images: uneven chunks of the weight-gradient reduction; stride 2 and groups exercise every path.

@@ -129,8 +129,28 @@ inline ConvTables conv_tables(const ConvShape& s) {
     return t;
 }
 
-// The forward GEMM's B: [groups, taps, og rounded up to kLanes], zero beyond og.
+// Layers with few output channels and whole-vector output rows at stride 1 (ResNet-20's first stage: 16
+// channels at 32x32) run a direct kernel instead of the gather-GEMM: the output channels are the register tile's
+// broadcast side and kLanes consecutive output pixels of a row its vectors, so NV input loads and 8 weight
+// broadcasts feed 8 * NV FMAs (the gather-GEMM's 16-channel tile broadcasts one pixel per vector FMA), and the
+// tile lands in the NCHW planes without a transpose. Each output is the same FMA chain in tap order.
+inline constexpr std::int64_t kDirectChannels = 8;
+inline bool direct_conv(const ConvShape& s) {
+    return s.groups == 1 && s.cg > 1 && s.stride == 1 && s.wo % kLanes == 0 && s.o % kDirectChannels == 0 &&
+           s.o <= 32;
+}
+
+// The forward GEMM's B: [groups, taps, og rounded up to kLanes], zero beyond og; for the direct kernel
+// [O / 8, taps, 8].
 inline Tensor<float> pack_forward_weights(const Tensor<float>& w, const ConvShape& s) {
+    if (direct_conv(s)) {
+        const std::int64_t taps = s.taps(), blocks = s.o / kDirectChannels;
+        Tensor<float> packed = Tensor<float>::uninitialized({blocks, taps, kDirectChannels});
+        for (std::int64_t b = 0; b < blocks; ++b)
+            transpose(w.data() + b * kDirectChannels * taps, kDirectChannels, taps, taps,
+                      packed.data() + b * taps * kDirectChannels, kDirectChannels);
+        return packed;
+    }
     const std::int64_t taps = s.taps(), ld = round_up_lanes(s.og);
     Tensor<float> packed({s.groups, taps, ld});
     // Blocks of taps per task: VGG's widest layers pack 9 MiB per call, worth both cores and vector transposes.
@@ -359,6 +379,57 @@ inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, 
         }, s.n * s.pixels() * taps);
 }
 
+// Output channels [o0, o0 + 8) at NV pixel vectors of one padded image: vector v covers pixels [at[v],
+// at[v] + kLanes) of one output row, whose top-left taps start at src + base[v]. The accumulators start at zero
+// and take the taps in order, one FMA each, then the epilogue, as the gather-GEMM and transpose_finish do.
+template <int NV>
+void direct_tile(const float* src, const std::int32_t* tap, std::int64_t taps, const float* w,
+                 const std::int64_t* base, const std::int64_t* at, std::int64_t o0, std::int64_t pixels,
+                 const ImageEpilogue& e, float* out) {
+    constexpr int MR = static_cast<int>(kDirectChannels);
+    SimdFloat acc[MR][NV] = {};
+    const float* rows[NV];
+    for (int v = 0; v < NV; ++v) rows[v] = src + base[v];
+    for (std::int64_t t = 0; t < taps; ++t, w += MR) {
+        const std::int32_t off = tap[t];
+        SimdFloat xv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) xv[v] = simd_load(rows[v] + off);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+            const SimdFloat wr = simd_splat(w[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] += xv[v] * wr;
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) {
+            const std::int64_t o = o0 + r, i = o * pixels + at[v];
+            simd_store(out + i, e.apply(acc[r][v], o, i));
+        }
+}
+
+// One padded image through the direct kernel (direct_conv(s)), `packed` as pack_forward_weights lays it out.
+inline void direct_conv_image(const float* src, const float* packed, const ConvTables& t, const ConvShape& s,
+                              const ImageEpilogue& e, float* out) {
+    constexpr int NV = 3;  // 24 accumulators, 3 pixel vectors and a broadcast: 28 of 32 vector registers
+    const std::int64_t taps = s.taps(), vectors = s.pixels() / kLanes;
+    for (std::int64_t o0 = 0; o0 < s.o; o0 += kDirectChannels) {
+        const float* w = packed + o0 * taps;
+        std::int64_t base[NV], at[NV];
+        for (std::int64_t v0 = 0; v0 < vectors; v0 += NV) {
+            const int nv = static_cast<int>(std::min<std::int64_t>(NV, vectors - v0));
+            for (int v = 0; v < nv; ++v) {
+                at[v] = (v0 + v) * kLanes;
+                base[v] = t.pixel[static_cast<std::size_t>(at[v])];
+            }
+            if (nv == 3) direct_tile<3>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+            else if (nv == 2) direct_tile<2>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+            else direct_tile<1>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+        }
+    }
+}
+
 // `count` consecutive images of a convolution with more than one input channel per group: imgs [count,C,H,W] ->
 // out [count,O,Ho,Wo], with `packed` from pack_forward_weights, `t` from conv_tables and `rows` the GEMM's rows
 // for count images (batch_rows). e is the first image's epilogue; the residual steps by image.
@@ -373,6 +444,14 @@ inline void conv_images(const float* imgs, std::int64_t count, const float* pack
         float* padded = thread_scratch(kPaddedInputSlot, count * s.c * s.hp() * s.wp());
         pad_planes(imgs, count * s.c, s.h, s.w, s.pad, s.pad, s.hp(), s.wp(), padded);
         src = padded;
+    }
+    if (direct_conv(s)) {
+        for (std::int64_t k = 0; k < count; ++k) {
+            ImageEpilogue ek = e;
+            if (ek.residual) ek.residual += k * out_size;
+            direct_conv_image(src + k * s.c * s.hp() * s.wp(), packed, t, s, ek, out + k * out_size);
+        }
+        return;
     }
     // The GEMM yields [pixel][channel] tiles; they are gathered pixel-major and transposed once per group.
     float* pixel_major = thread_scratch(kPixelMajorSlot, count * pixels * ld);
