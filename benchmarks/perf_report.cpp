@@ -130,7 +130,8 @@ struct EngineModel {
         ExactArithmetic q15_16;
         q15_16.format = parse_number_format("q15.16");
         ExactNetwork net(*model, flatten_stages(*model), q15_16);
-        return x.dim(0) / median_seconds([&] { net.forward(x); }, 1, std::max(1, repeats / 2));
+        // Two warm-up passes, as for float: the first passes of a fresh network still grow the heap (page faults).
+        return x.dim(0) / median_seconds([&] { net.forward(x); }, 2, repeats);
     }
 };
 
