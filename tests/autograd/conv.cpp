@@ -180,13 +180,14 @@ TEST_CASE("conv2d with wide weights and a deep reduction: grouped images and chu
 }
 
 TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the tap-ordered FMA chain bit for bit") {
-    // Output rows of 32 and 16 pixels at stride 1 with 16 and 24 channels take the direct kernel; 8 and 5
-    // vectors per plane leave tiles of 2 and 1 vectors after the tiles of 3. The bias comes after the sum.
+    // Output rows of 32 and 16 pixels at stride 1 with 16 and 24 channels, and a 1x1 kernel with 48, take the
+    // direct kernel; 8 and 5 vectors per plane leave tiles of 2 and 1 vectors after the tiles of 3. The bias
+    // comes after the sum.
     struct Case {
         Shape x, w;
     };
     for (const Case& c : {Case{{2, 5, 8, 32}, {16, 5, 3, 3}}, Case{{3, 4, 5, 16}, {24, 4, 3, 3}},
-                          Case{{2, 7, 4, 16}, {8, 7, 1, 1}}}) {
+                          Case{{2, 7, 4, 16}, {48, 7, 1, 1}}}) {
         CAPTURE(shape_str(c.x));
         const Tensor<float> x = random_tensor(c.x, 31), w = random_tensor(c.w, 32), b = random_tensor({c.w[0]}, 33);
         const std::int64_t k = c.w[2], pad = k / 2, h = c.x[2], wd = c.x[3];

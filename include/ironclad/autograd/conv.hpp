@@ -129,15 +129,16 @@ inline ConvTables conv_tables(const ConvShape& s) {
     return t;
 }
 
-// Layers with few output channels and whole-vector output rows at stride 1 (ResNet-20's first stage: 16
-// channels at 32x32) run a direct kernel instead of the gather-GEMM: the output channels are the register tile's
-// broadcast side and kLanes consecutive output pixels of a row its vectors, so NV input loads and 8 weight
-// broadcasts feed 8 * NV FMAs (the gather-GEMM's 16-channel tile broadcasts one pixel per vector FMA), and the
-// tile lands in the NCHW planes without a transpose. Each output is the same FMA chain in tap order.
+// Layers with whole-vector output rows at stride 1 and few output channels (ResNet-20's first two stages) or a
+// 1x1 kernel (MobileNetV2's expansions and projections) run a direct kernel instead of the gather-GEMM: the
+// output channels are the register tile's broadcast side and kLanes consecutive output pixels of a row its
+// vectors, so NV input loads and 8 weight broadcasts feed 8 * NV FMAs (the gather-GEMM's 16-channel tile
+// broadcasts one pixel per vector FMA), and the tile lands in the NCHW planes without a transpose. Each output
+// is the same FMA chain in tap order.
 inline constexpr std::int64_t kDirectChannels = 8;
 inline bool direct_conv(const ConvShape& s) {
     return s.groups == 1 && s.cg > 1 && s.stride == 1 && s.wo % kLanes == 0 && s.o % kDirectChannels == 0 &&
-           s.o <= 32;
+           (s.o <= 32 || s.kh * s.kw == 1);
 }
 
 // The forward GEMM's B: [groups, taps, og rounded up to kLanes], zero beyond og; for the direct kernel
