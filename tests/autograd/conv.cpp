@@ -217,6 +217,48 @@ TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the ta
     }
 }
 
+TEST_CASE("conv2d's input gradient through the direct kernel gives the tap-ordered FMA chain bit for bit") {
+    // Stride 1 with 16 and 24 input channels and rows of 16 and 32: dx is a forward convolution of the padded
+    // output gradient over taps (o, ky, kx) in order, which the direct kernel runs; a second backward adds to it.
+    struct Case {
+        Shape x, w;
+    };
+    for (const Case& c : {Case{{2, 16, 5, 32}, {8, 16, 3, 3}}, Case{{2, 24, 4, 16}, {12, 24, 3, 3}},
+                          Case{{2, 40, 3, 16}, {20, 40, 1, 1}}}) {
+        CAPTURE(shape_str(c.x));
+        const std::int64_t k = c.w[2], pad = k / 2, h = c.x[2], wd = c.x[3], o = c.w[0];
+        const Tensor<float> x = random_tensor(c.x, 41), w = random_tensor(c.w, 42);
+        const Tensor<float> dy = random_tensor({c.x[0], o, h, wd}, 43);
+        Var xv(x, true);
+        conv2d(xv, Var(w), Var(), {1, static_cast<int>(pad), 1}).backward(dy);
+        const Tensor<float> once = xv.grad().clone();
+        conv2d(xv, Var(w), Var(), {1, static_cast<int>(pad), 1}).backward(dy);
+        std::int64_t differing = 0, differing_sum = 0;
+        for (std::int64_t n = 0; n < c.x[0]; ++n)
+            for (std::int64_t ci = 0; ci < c.x[1]; ++ci)
+                for (std::int64_t i = 0; i < h; ++i)
+                    for (std::int64_t j = 0; j < wd; ++j) {
+                        float acc = 0.0f;
+                        for (std::int64_t oc = 0; oc < o; ++oc)
+                            for (std::int64_t ky = 0; ky < k; ++ky)
+                                for (std::int64_t kx = 0; kx < k; ++kx) {
+                                    const std::int64_t oy = i + pad - ky, ox = j + pad - kx;
+                                    const float g =
+                                        oy >= 0 && oy < h && ox >= 0 && ox < wd ? dy.at({n, oc, oy, ox}) : 0.0f;
+#if defined(__FMA__)
+                                    acc = std::fma(g, w.at({oc, ci, ky, kx}), acc);
+#else
+                                    acc += g * w.at({oc, ci, ky, kx});
+#endif
+                                }
+                        differing += acc != once.at({n, ci, i, j});
+                        differing_sum += acc + acc != xv.grad().at({n, ci, i, j});
+                    }
+        CHECK(differing == 0);
+        CHECK(differing_sum == 0);
+    }
+}
+
 TEST_CASE("conv2d results do not depend on the thread count") {
     const int threads = num_threads();
     // 11 images: uneven chunks of the weight-gradient reduction; stride 2 and groups exercise every path.

@@ -535,6 +535,11 @@ struct InputGradPhase {
     bool all_pixels = false;          // dst is 0, 1, ..., H*W - 1 (stride 1)
     std::vector<std::int32_t> tap;    // (o, ty, tx) -> offset in one group's padded gradient
     Tensor<float> weights;            // [groups, taps, cg rounded up to kLanes]
+    // Stride 1 in one group: the phase is a forward convolution of the padded gradient (dy's channels the
+    // reduction, dx's the outputs); when direct_conv(as_forward), the direct kernel runs it with these weights.
+    ConvShape as_forward{};
+    ConvTables direct_tables;
+    Tensor<float> direct_weights;
 };
 
 struct InputGradPlan {
@@ -577,6 +582,17 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
                         ph.weights[(g * taps + j) * ld + c] =
                             w[g * s.og * s.cg * s.kh * s.kw + kernel_index[static_cast<std::size_t>(j)] +
                               c * s.kh * s.kw];
+            ConvShape& f = ph.as_forward;
+            f.n = s.n, f.c = s.o, f.h = plan.hd, f.w = plan.wd, f.o = s.c, f.kh = s.kh, f.kw = s.kw;
+            f.ho = s.h, f.wo = s.w, f.groups = 1, f.cg = s.o, f.og = s.c, f.stride = 1, f.pad = 0;
+            if (s.stride == 1 && s.groups == 1 && direct_conv(f)) {
+                ph.direct_tables = {ph.pixel, ph.tap};
+                ph.direct_weights = Tensor<float>::uninitialized({s.c / kDirectChannels, taps, kDirectChannels});
+                for (std::int64_t b = 0; b < s.c / kDirectChannels; ++b)
+                    for (std::int64_t j = 0; j < taps; ++j)
+                        copy_floats(ph.direct_weights.data() + (b * taps + j) * kDirectChannels,
+                                    ph.weights.data() + j * ld + b * kDirectChannels, kDirectChannels);
+            }
             plan.phases.push_back(std::move(ph));
         }
     return plan;
@@ -596,6 +612,14 @@ inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int
     float* pixel_major = thread_scratch(kPixelMajorSlot, count * plane * ld);
     thread_local std::vector<std::int32_t> batched;
     for (const InputGradPhase& ph : plan.phases) {
+        if (ph.direct_weights.defined()) {  // every dx element written, or its sum added to it as the transpose adds
+            for (std::int64_t k = 0; k < count; ++k) {
+                float* out = dx.data() + (n0 + k) * image;
+                const ImageEpilogue e{nullptr, assign ? nullptr : out};
+                direct_conv_image(dyp + k * padded, ph.direct_weights.data(), ph.direct_tables, ph.as_forward, e, out);
+            }
+            continue;
+        }
         const auto taps = static_cast<std::int64_t>(ph.tap.size());
         const auto positions = static_cast<std::int64_t>(ph.pixel.size());
         std::span<const std::int32_t> rows = ph.pixel;
