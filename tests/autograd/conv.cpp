@@ -71,6 +71,39 @@ ConvRun run_conv(const Tensor<float>& x, const Tensor<float>& w, const Tensor<fl
     return {y.value(), xv.grad(), wv.grad(), bv.grad()};
 }
 
+// y at stride 1 with `pad` zeros around: each output the sum over taps (channel, row, column) in order, one fused
+// multiply-add at a time from zero, as the kernels take it (plus bias[o] afterwards, when given).
+Tensor<float> fma_chain_conv(const Tensor<float>& x, const Tensor<float>& w, std::int64_t pad,
+                             const Tensor<float>* bias = nullptr) {
+    const std::int64_t k = w.dim(2), h = x.dim(2), wd = x.dim(3), ho = h + 2 * pad - k + 1, wo = wd + 2 * pad - k + 1;
+    Tensor<float> y({x.dim(0), w.dim(0), ho, wo});
+    for (std::int64_t n = 0; n < x.dim(0); ++n)
+        for (std::int64_t o = 0; o < w.dim(0); ++o)
+            for (std::int64_t i = 0; i < ho; ++i)
+                for (std::int64_t j = 0; j < wo; ++j) {
+                    float acc = 0.0f;
+                    for (std::int64_t c = 0; c < x.dim(1); ++c)
+                        for (std::int64_t ky = 0; ky < k; ++ky)
+                            for (std::int64_t kx = 0; kx < k; ++kx) {
+                                const std::int64_t iy = i + ky - pad, ix = j + kx - pad;
+                                const float xv = iy >= 0 && iy < h && ix >= 0 && ix < wd ? x.at({n, c, iy, ix}) : 0.0f;
+#if defined(__FMA__)
+                                acc = std::fma(xv, w.at({o, c, ky, kx}), acc);
+#else
+                                acc += xv * w.at({o, c, ky, kx});
+#endif
+                            }
+                    y.at({n, o, i, j}) = bias ? acc + (*bias)[o] : acc;
+                }
+    return y;
+}
+
+std::int64_t differing_values(const Tensor<float>& a, const Tensor<float>& b) {
+    std::int64_t differing = 0;
+    for (std::int64_t i = 0; i < a.numel(); ++i) differing += a[i] != b[i];
+    return differing;
+}
+
 bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
     return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.bytes().size()) == 0;
 }
@@ -157,26 +190,7 @@ TEST_CASE("conv2d with wide weights and a deep reduction: grouped images and chu
     }
     // Each output is the sum over taps (channel, row, column) in order, one fused multiply-add at a time, as an
     // unchunked pass takes it.
-    std::int64_t differing = 0;
-    for (std::int64_t n = 0; n < 5; ++n)
-        for (std::int64_t o = 0; o < 96; ++o)
-            for (std::int64_t i = 0; i < 4; ++i)
-                for (std::int64_t j = 0; j < 4; ++j) {
-                    float acc = 0.0f;
-                    for (std::int64_t c = 0; c < 160; ++c)
-                        for (std::int64_t ky = 0; ky < 3; ++ky)
-                            for (std::int64_t kx = 0; kx < 3; ++kx) {
-                                const std::int64_t iy = i + ky - 1, ix = j + kx - 1;
-                                const float xv = iy >= 0 && iy < 4 && ix >= 0 && ix < 4 ? x.at({n, c, iy, ix}) : 0.0f;
-#if defined(__FMA__)
-                                acc = std::fma(xv, w.at({o, c, ky, kx}), acc);
-#else
-                                acc += xv * w.at({o, c, ky, kx});
-#endif
-                            }
-                    differing += acc != y.at({n, o, i, j});
-                }
-    CHECK(differing == 0);
+    CHECK(differing_values(fma_chain_conv(x, w, 1), y) == 0);
 }
 
 TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the tap-ordered FMA chain bit for bit") {
@@ -190,30 +204,10 @@ TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the ta
                           Case{{2, 7, 4, 16}, {48, 7, 1, 1}}}) {
         CAPTURE(shape_str(c.x));
         const Tensor<float> x = random_tensor(c.x, 31), w = random_tensor(c.w, 32), b = random_tensor({c.w[0]}, 33);
-        const std::int64_t k = c.w[2], pad = k / 2, h = c.x[2], wd = c.x[3];
+        const std::int64_t pad = c.w[2] / 2;
         NoGradGuard no_grad;
         const Tensor<float> y = conv2d(Var(x), Var(w), Var(b), {1, static_cast<int>(pad), 1}).value();
-        std::int64_t differing = 0;
-        for (std::int64_t n = 0; n < c.x[0]; ++n)
-            for (std::int64_t o = 0; o < c.w[0]; ++o)
-                for (std::int64_t i = 0; i < h; ++i)
-                    for (std::int64_t j = 0; j < wd; ++j) {
-                        float acc = 0.0f;
-                        for (std::int64_t ci = 0; ci < c.x[1]; ++ci)
-                            for (std::int64_t ky = 0; ky < k; ++ky)
-                                for (std::int64_t kx = 0; kx < k; ++kx) {
-                                    const std::int64_t iy = i + ky - pad, ix = j + kx - pad;
-                                    const float xv =
-                                        iy >= 0 && iy < h && ix >= 0 && ix < wd ? x.at({n, ci, iy, ix}) : 0.0f;
-#if defined(__FMA__)
-                                    acc = std::fma(xv, w.at({o, ci, ky, kx}), acc);
-#else
-                                    acc += xv * w.at({o, ci, ky, kx});
-#endif
-                                }
-                        differing += acc + b[o] != y.at({n, o, i, j});
-                    }
-        CHECK(differing == 0);
+        CHECK(differing_values(fma_chain_conv(x, w, pad, &b), y) == 0);
     }
 }
 

@@ -25,16 +25,22 @@ ExactArithmetic q15_16() {
     return a;
 }
 
+// A registry model for 16x16 inputs, in eval mode.
+std::shared_ptr<Module> small_model(const std::string& name, std::uint64_t seed) {
+    ModelConfig cfg;
+    cfg.seed = seed;
+    cfg.input_size = 16;
+    auto model = build_model(name, cfg);
+    model->eval();
+    return model;
+}
+
 }  // namespace
 
 TEST_CASE("exact Q15.16 logits follow the float model's for every architecture, at any thread count") {
     for (const auto& info : model_registry()) {
         CAPTURE(info.name);
-        ModelConfig cfg;
-        cfg.seed = 3;
-        cfg.input_size = 16;
-        auto model = build_model(info.name, cfg);
-        model->eval();
+        auto model = small_model(info.name, 3);
         quantize_parameters(*model, parse_number_format("q15.16"));
         const Tensor<float> x = random_tensor({3, 3, 16, 16}, 4);
         NoGradGuard no_grad;
@@ -62,11 +68,7 @@ TEST_CASE("fused convolution steps give the unfused raws and counts; hooks see e
     // module the network runs op by op. Gammas and betas scaled up so that narrowings saturate and are counted.
     for (const auto& info : model_registry()) {
         CAPTURE(info.name);
-        ModelConfig cfg;
-        cfg.seed = 5;
-        cfg.input_size = 16;
-        auto model = build_model(info.name, cfg);
-        model->eval();
+        auto model = small_model(info.name, 5);
         for (auto& [name, p] : model->named_parameters())
             if (p.value().ndim() == 1)  // batch norms' gammas and betas, biases
                 for (std::int64_t i = 0; i < p.value().numel(); ++i) p.value()[i] *= 40.0f;
