@@ -9,6 +9,9 @@
 //   input grad     dx[pixel][c] = sum over taps (o,ky,kx)  of dypad[pixel + tap] * W[tap][c]   (one pass per
 //                  stride phase: dx rows/cols congruent mod stride see the same subset of kernel taps)
 //   weight grad    dW[tap][o]   = sum over output pixels   of xpad[tap + pixel]  * dy[pixel][o]
+// except that stride-1 layers with few output channels (or 1x1 kernels) and whole-vector rows run the forward
+// and the input gradient through a direct kernel whose vectors are output pixels (direct_conv below), with the
+// same sums in the same order.
 // Images are split over threads; weight and bias gradients are summed per fixed chunk of images (or per
 // channel) and the chunks added in order, so results are bit-identical for any thread count. A conv with
 // one input channel per group (depthwise) has too short a reduction for a GEMM and runs direct per-plane
