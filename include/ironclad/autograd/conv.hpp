@@ -413,9 +413,11 @@ void direct_tile(const float* src, const std::int32_t* tap, std::int64_t taps, c
         }
 }
 
-// One padded image through the direct kernel (direct_conv(s)), `packed` as pack_forward_weights lays it out.
-inline void direct_conv_image(const float* src, const float* packed, const ConvTables& t, const ConvShape& s,
-                              const ImageEpilogue& e, float* out) {
+// One padded image through the direct kernel (direct_conv(s)), `packed` as pack_forward_weights lays it out;
+// pixel and tap as conv_tables makes them.
+inline void direct_conv_image(const float* src, const float* packed, std::span<const std::int32_t> pixel,
+                              std::span<const std::int32_t> tap, const ConvShape& s, const ImageEpilogue& e,
+                              float* out) {
     constexpr int NV = 3;  // 24 accumulators, 3 pixel vectors and a broadcast: 28 of 32 vector registers
     const std::int64_t taps = s.taps(), vectors = s.pixels() / kLanes;
     for (std::int64_t o0 = 0; o0 < s.o; o0 += kDirectChannels) {
@@ -425,11 +427,11 @@ inline void direct_conv_image(const float* src, const float* packed, const ConvT
             const int nv = static_cast<int>(std::min<std::int64_t>(NV, vectors - v0));
             for (int v = 0; v < nv; ++v) {
                 at[v] = (v0 + v) * kLanes;
-                base[v] = t.pixel[static_cast<std::size_t>(at[v])];
+                base[v] = pixel[static_cast<std::size_t>(at[v])];
             }
-            if (nv == 3) direct_tile<3>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
-            else if (nv == 2) direct_tile<2>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
-            else direct_tile<1>(src, t.tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+            if (nv == 3) direct_tile<3>(src, tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+            else if (nv == 2) direct_tile<2>(src, tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
+            else direct_tile<1>(src, tap.data(), taps, w, base, at, o0, s.pixels(), e, out);
         }
     }
 }
@@ -453,7 +455,7 @@ inline void conv_images(const float* imgs, std::int64_t count, const float* pack
         for (std::int64_t k = 0; k < count; ++k) {
             ImageEpilogue ek = e;
             if (ek.residual) ek.residual += k * out_size;
-            direct_conv_image(src + k * s.c * s.hp() * s.wp(), packed, t, s, ek, out + k * out_size);
+            direct_conv_image(src + k * s.c * s.hp() * s.wp(), packed, t.pixel, t.tap, s, ek, out + k * out_size);
         }
         return;
     }
@@ -541,7 +543,6 @@ struct InputGradPhase {
     // Stride 1 in one group: the phase is a forward convolution of the padded gradient (dy's channels the
     // reduction, dx's the outputs); when direct_conv(as_forward), the direct kernel runs it with these weights.
     ConvShape as_forward{};
-    ConvTables direct_tables;
     Tensor<float> direct_weights;
 };
 
@@ -589,7 +590,6 @@ inline InputGradPlan input_grad_plan(const Tensor<float>& w, const ConvShape& s)
             f.n = s.n, f.c = s.o, f.h = plan.hd, f.w = plan.wd, f.o = s.c, f.kh = s.kh, f.kw = s.kw;
             f.ho = s.h, f.wo = s.w, f.groups = 1, f.cg = s.o, f.og = s.c, f.stride = 1, f.pad = 0;
             if (s.stride == 1 && s.groups == 1 && direct_conv(f)) {
-                ph.direct_tables = {ph.pixel, ph.tap};
                 ph.direct_weights = Tensor<float>::uninitialized({s.c / kDirectChannels, taps, kDirectChannels});
                 for (std::int64_t b = 0; b < s.c / kDirectChannels; ++b)
                     for (std::int64_t j = 0; j < taps; ++j)
@@ -619,7 +619,8 @@ inline void input_grad_images(const Tensor<float>& dy, std::int64_t n0, std::int
             for (std::int64_t k = 0; k < count; ++k) {
                 float* out = dx.data() + (n0 + k) * image;
                 const ImageEpilogue e{nullptr, assign ? nullptr : out};
-                direct_conv_image(dyp + k * padded, ph.direct_weights.data(), ph.direct_tables, ph.as_forward, e, out);
+                direct_conv_image(dyp + k * padded, ph.direct_weights.data(), ph.pixel, ph.tap, ph.as_forward, e,
+                                  out);
             }
             continue;
         }

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -81,21 +83,28 @@ inline void transpose_stages(SimdFloat* v) {
 // v[i][l] <- v[l][i], in log2(kLanes) butterfly stages that each swap the off-diagonal blocks of half the size.
 inline void simd_transpose(SimdFloat (&v)[kLanes]) { detail::transpose_stages<kLanes / 2>(v); }
 
-// dst[c * ldd + r] = src[r * lds + c] (or += with accumulate) for r < rows, c < cols; whole kLanes x kLanes
-// blocks go through registers.
-inline void transpose(const float* src, std::int64_t rows, std::int64_t cols, std::int64_t lds, float* dst,
+// dst[c * ldd + r] = src[r * lds + c] (or += with accumulate, floats only) for r < rows, c < cols; whole
+// kLanes x kLanes blocks go through registers. T is any 32-bit type: the float shuffles move its bits, never
+// compute on them (the exact mode transposes int32 raws).
+template <class T>
+inline void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t lds, T* dst,
                       std::int64_t ldd, bool accumulate = false) {
-    auto put = [accumulate](float& d, float v) { d = accumulate ? d + v : v; };
+    static_assert(sizeof(T) == sizeof(float), "transpose moves 32-bit elements through float vectors");
+    if constexpr (!std::is_same_v<T, float>)
+        if (accumulate) throw std::logic_error("transpose: accumulate adds floats only");
+    auto put = [accumulate](T& d, T v) { d = accumulate ? d + v : v; };
     std::int64_t r0 = 0;
     for (; r0 + kLanes <= rows; r0 += kLanes) {
         std::int64_t c0 = 0;
         for (; c0 + kLanes <= cols; c0 += kLanes) {
             SimdFloat v[kLanes];
-            for (int i = 0; i < kLanes; ++i) v[i] = simd_load(src + (r0 + i) * lds + c0);
+            for (int i = 0; i < kLanes; ++i) std::memcpy(&v[i], src + (r0 + i) * lds + c0, sizeof(SimdFloat));
             simd_transpose(v);
             for (int i = 0; i < kLanes; ++i) {
-                float* d = dst + (c0 + i) * ldd + r0;
-                simd_store(d, accumulate ? simd_load(d) + v[i] : v[i]);
+                T* d = dst + (c0 + i) * ldd + r0;
+                if constexpr (std::is_same_v<T, float>)
+                    if (accumulate) v[i] = simd_load(d) + v[i];
+                std::memcpy(d, &v[i], sizeof(SimdFloat));
             }
         }
         for (; c0 < cols; ++c0)

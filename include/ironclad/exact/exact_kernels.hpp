@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <span>
 #include <stdexcept>
@@ -36,25 +35,6 @@ inline std::int64_t max_abs(const RawTensor& t) {
 #pragma omp parallel for reduction(max : m) schedule(static) if (n > 65536)
     for (std::int64_t i = 0; i < n; ++i) m = std::max<std::int64_t>(m, std::abs(static_cast<std::int64_t>(p[i])));
     return m;
-}
-
-// dst[c * rows + r] = src[r * cols + c] for raws: whole kLanes x kLanes blocks go through the float transpose's
-// registers (shuffles move bits, never compute on them).
-inline void transpose_raws(const std::int32_t* src, std::int64_t rows, std::int64_t cols, std::int32_t* dst) {
-    std::int64_t r0 = 0;
-    for (; r0 + kLanes <= rows; r0 += kLanes) {
-        std::int64_t c0 = 0;
-        for (; c0 + kLanes <= cols; c0 += kLanes) {
-            SimdFloat v[kLanes];
-            for (int i = 0; i < kLanes; ++i) std::memcpy(&v[i], src + (r0 + i) * cols + c0, sizeof(SimdFloat));
-            simd_transpose(v);
-            for (int i = 0; i < kLanes; ++i) std::memcpy(dst + (c0 + i) * rows + r0, &v[i], sizeof(SimdFloat));
-        }
-        for (; c0 < cols; ++c0)
-            for (int i = 0; i < kLanes; ++i) dst[c0 * rows + r0 + i] = src[(r0 + i) * cols + c0];
-    }
-    for (; r0 < rows; ++r0)
-        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r0] = src[r0 * cols + c];
 }
 
 }  // namespace detail
@@ -241,7 +221,7 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                                             [&](std::int64_t i, std::int32_t v) { out[i] = v; });
                                     }
                                 });
-                detail::transpose_raws(by_pixel.data(), pixels, o, y.data() + img * o * pixels);
+                transpose(by_pixel.data(), pixels, o, o, y.data() + img * o * pixels, pixels);
                 finish_image(img, false, norm_events, add_events);
             }
         }
