@@ -211,6 +211,42 @@ TEST_CASE("conv2d's direct kernel (few channels, whole-vector rows) gives the ta
     }
 }
 
+TEST_CASE("depthwise conv2d on small planes (channels-last) gives the per-plane loops' values bit for bit") {
+    // 8x8 at stride 1 and 9x7 at stride 2 (20 outputs) take the channels-last path, 20 and 35 channels a partial
+    // last vector; the 5x5 kernel its generic loop. The per-plane loops, run here directly, are the reference,
+    // with the bias, a residual and a ReLU6 clamp in the epilogue; and both against summation in double.
+    struct Case {
+        Shape x;
+        int k, stride;
+    };
+    for (const Case& c : {Case{{3, 20, 8, 8}, 3, 1}, Case{{2, 35, 9, 7}, 3, 2}, Case{{2, 17, 4, 4}, 5, 1}}) {
+        CAPTURE(shape_str(c.x));
+        const std::int64_t ch = c.x[1];
+        const Tensor<float> x = random_tensor(c.x, 41), w = random_tensor({ch, 1, c.k, c.k}, 42);
+        const Tensor<float> b = random_tensor({ch}, 43);
+        const Conv2dOptions opt{c.stride, c.k / 2, static_cast<int>(ch)};
+        const detail::ConvShape s = detail::conv_shape(Var(x), Var(w), Var(b), opt);
+        REQUIRE(detail::depthwise_channels_last(s));
+        const Tensor<float> residual = random_tensor({s.n, s.o, s.ho, s.wo}, 44);
+        detail::ConvEpilogue e;
+        e.residual = &residual;
+        e.lo = 0.0f, e.hi = 0.5f;  // many outputs clamp on either side
+        const Tensor<float> got = detail::conv2d_forward(x, w, &b, s, e);
+        Tensor<float> want({s.n, s.o, s.ho, s.wo});
+        const detail::DepthwisePlan plan = detail::depthwise_plan(s);
+        for (std::int64_t n = 0; n < s.n; ++n)
+            for (std::int64_t o = 0; o < s.o; ++o)
+                detail::depthwise_plane(x.data() + n * ch * s.h * s.w, w.data(), plan, s, o,
+                                        detail::image_epilogue(&b, e, s, n), want.data() + (n * s.o + o) * s.pixels());
+        CHECK(differing_values(got, want) == 0);
+        NoGradGuard no_grad;
+        const Tensor<float> plain = conv2d(Var(x), Var(w), Var(b), opt).value();
+        Tensor<float> reference = direct_conv(x, w, opt);
+        for (std::int64_t i = 0; i < reference.numel(); ++i) reference[i] += b[i / s.pixels() % ch];
+        for (std::int64_t i = 0; i < plain.numel(); ++i) CHECK(plain[i] == doctest::Approx(reference[i]).epsilon(1e-5));
+    }
+}
+
 TEST_CASE("conv2d's input gradient through the direct kernel gives the tap-ordered FMA chain bit for bit") {
     // Stride 1 with 16 and 24 input channels and rows of 16 and 32: dx is a forward convolution of the padded
     // output gradient over taps (o, ky, kx) in order, which the direct kernel runs; a second backward adds to it.

@@ -345,6 +345,73 @@ inline void depthwise_plane(const float* img, const float* w, const DepthwisePla
     finish_plane(plane, o, s.pixels(), rest);
 }
 
+// Depthwise layers with one output per input channel and small planes (MobileNetV2's 16x16 and smaller) run
+// channels-last instead, one image at a time: the image is transposed to [pixel][channel] into a zero-padded
+// buffer, each output pixel is a 16-channel vector summing its taps (bias first, then the taps in order, as
+// depthwise_taps: the same values bit for bit), and transpose_finish puts the result back into NCHW planes with
+// the epilogue. Per-plane loops spend most of their time on overheads at these sizes (16 or 64 outputs a plane).
+inline bool depthwise_channels_last(const ConvShape& s) {
+    return s.cg == 1 && s.og == 1 && s.pixels() <= (s.stride > 1 ? 256 : 64);
+}
+
+// Depthwise weights [C,1,KH,KW] as [tap][ld], ld = C rounded up to whole vectors, zeros beyond C.
+inline Tensor<float> depthwise_weights_by_tap(const Tensor<float>& w, const ConvShape& s) {
+    const std::int64_t taps = s.kh * s.kw, ld = round_up_lanes(s.o);
+    Tensor<float> wt({taps, ld});
+    for (std::int64_t o = 0; o < s.o; ++o)
+        for (std::int64_t t = 0; t < taps; ++t) wt[t * ld + o] = w[o * taps + t];
+    return wt;
+}
+
+// result[pixel * ld] = b + the taps of one 16-channel vector in order, from padded [Hp][Wp][ld]; K > 0 fixes a KxK
+// kernel at compile time so that its weights stay in registers.
+template <int K>
+void depthwise_pixels(const float* padded, const float* wt, std::int64_t ld, const ConvShape& s, SimdFloat b,
+                      float* result) {
+    const std::int64_t kh = K > 0 ? K : s.kh, kw = K > 0 ? K : s.kw, wp = s.wp();
+    constexpr int kStored = K > 0 ? K * K : 1;
+    SimdFloat kv[kStored];
+    if constexpr (K > 0)
+        for (int t = 0; t < K * K; ++t) kv[t] = simd_load(wt + t * ld);
+    for (std::int64_t oy = 0; oy < s.ho; ++oy)
+        for (std::int64_t ox = 0; ox < s.wo; ++ox) {
+            const float* at = padded + (oy * s.stride * wp + ox * s.stride) * ld;
+            SimdFloat v = b;
+#pragma GCC unroll 9
+            for (std::int64_t ky = 0; ky < kh; ++ky)
+#pragma GCC unroll 3
+                for (std::int64_t kx = 0; kx < kw; ++kx) {
+                    const SimdFloat k = K > 0 ? kv[(ky * kw + kx) % kStored] : simd_load(wt + (ky * kw + kx) * ld);
+                    v += k * simd_load(at + (ky * wp + kx) * ld);
+                }
+            simd_store(result + (oy * s.wo + ox) * ld, v);
+        }
+}
+
+// One image (img: [C,H,W]) through the channels-last path (depthwise_channels_last(s)) into out [C,Ho,Wo].
+inline void depthwise_image_channels_last(const float* img, const float* wt, const ConvShape& s,
+                                          const ImageEpilogue& e, float* out) {
+    const std::int64_t ld = round_up_lanes(s.c), wp = s.wp();
+    float* by_pixel = thread_scratch(kGradTransposeSlot, s.h * s.w * ld);  // unused by any forward otherwise
+    float* padded = thread_scratch(kPaddedInputSlot, s.hp() * wp * ld);
+    float* result = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
+    transpose(img, s.c, s.h * s.w, s.h * s.w, by_pixel, ld);
+    std::fill(padded, padded + s.hp() * wp * ld, 0.0f);
+    for (std::int64_t y = 0; y < s.h; ++y)
+        copy_floats(padded + ((y + s.pad) * wp + s.pad) * ld, by_pixel + y * s.w * ld, s.w * ld);
+    for (std::int64_t c0 = 0; c0 < ld; c0 += kLanes) {
+        alignas(64) float start[kLanes] = {};
+        if (e.bias) std::copy_n(e.bias + c0, std::min<std::int64_t>(kLanes, s.c - c0), start);
+        if (s.kh == 3 && s.kw == 3)
+            depthwise_pixels<3>(padded + c0, wt + c0, ld, s, simd_load(start), result + c0);
+        else
+            depthwise_pixels<0>(padded + c0, wt + c0, ld, s, simd_load(start), result + c0);
+    }
+    ImageEpilogue rest = e;
+    rest.bias = nullptr;  // already in the start
+    transpose_finish(result, ld, 0, s.o, s.pixels(), rest, out);
+}
+
 inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
                                const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw, bool dx_assign) {
     const DepthwisePlan p = depthwise_plan(s);
@@ -507,6 +574,14 @@ inline Tensor<float> conv2d_forward(const Tensor<float>& x, const Tensor<float>&
                                     const ConvShape& s, const ConvEpilogue& e = {}) {
     auto y = Tensor<float>::uninitialized({s.n, s.o, s.ho, s.wo});
     const std::int64_t in_size = s.c * s.h * s.w, out_size = s.o * s.pixels();
+    if (depthwise_channels_last(s)) {
+        const Tensor<float> wt = depthwise_weights_by_tap(w, s);
+        parallel_for(s.n, [&](std::int64_t n) {
+            depthwise_image_channels_last(x.data() + n * in_size, wt.data(), s, image_epilogue(bias, e, s, n),
+                                          y.data() + n * out_size);
+        }, out_size * s.kh * s.kw);
+        return y;
+    }
     if (s.cg == 1) {
         const DepthwisePlan p = depthwise_plan(s);
         parallel_for(s.n * s.o, [&](std::int64_t i) {

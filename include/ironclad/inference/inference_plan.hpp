@@ -63,7 +63,7 @@ struct PlanConv : PlanOp {
     PlanValue* output() override { return &out; }
     float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
     ConvShape s{};
-    Tensor<float> weights, bias;  // packed (GEMM) or as stored (depthwise); bias undefined when none
+    Tensor<float> weights, bias;  // packed (GEMM), by tap (channels-last depthwise) or as stored; bias may be undefined
     ConvTables tables;
     DepthwisePlan depthwise;
 
@@ -71,7 +71,9 @@ struct PlanConv : PlanOp {
         Tensor<float> w = conv->weight().value();
         bias = conv->bias().defined() ? conv->bias().value().clone() : Tensor<float>();
         if (bn) std::tie(w, bias) = fold_batch_norm(*conv, *bn);
-        if (s.cg == 1) {
+        if (depthwise_channels_last(s)) {
+            weights = depthwise_weights_by_tap(w, s);
+        } else if (s.cg == 1) {
             weights = w.clone();
             depthwise = depthwise_plan(s);
         } else {
@@ -82,6 +84,10 @@ struct PlanConv : PlanOp {
     void run(float* const* slots) const override {
         const ImageEpilogue e{bias.numel() ? bias.data() : nullptr, residual.slot >= 0 ? slots[residual.slot] : nullptr,
                               lo, hi};
+        if (depthwise_channels_last(s)) {
+            depthwise_image_channels_last(slots[in.slot], weights.data(), s, e, slots[out.slot]);
+            return;
+        }
         if (s.cg == 1) {
             for (std::int64_t o = 0; o < s.o; ++o)
                 depthwise_plane(slots[in.slot], weights.data(), depthwise, s, o, e, slots[out.slot] + o * s.pixels());
