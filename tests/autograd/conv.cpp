@@ -247,6 +247,44 @@ TEST_CASE("depthwise conv2d on small planes (channels-last) gives the per-plane 
     }
 }
 
+TEST_CASE("depthwise conv2d's channels-last backward: dx as the per-plane loops' sums, dw close, any thread count") {
+    // Stride 1 and 2, a partial channel vector, a 5x5 kernel and a 16x16 plane; dx written over a fresh buffer and
+    // added to one already there. The per-plane loops, run directly, are the reference: dx value for value (both
+    // add the taps in order from zero), dw within float rounding (its sums run in another order).
+    struct Case {
+        Shape x;
+        int k, stride;
+    };
+    const int threads = num_threads();
+    for (const Case& c : {Case{{3, 20, 8, 8}, 3, 1}, Case{{9, 35, 9, 7}, 3, 2}, Case{{2, 17, 4, 4}, 5, 1},
+                          Case{{2, 16, 16, 16}, 3, 1}}) {
+        CAPTURE(shape_str(c.x));
+        const std::int64_t ch = c.x[1];
+        const Tensor<float> x = random_tensor(c.x, 51), w = random_tensor({ch, 1, c.k, c.k}, 52);
+        const Conv2dOptions opt{c.stride, c.k / 2, static_cast<int>(ch)};
+        const detail::ConvShape s = detail::conv_shape(Var(x), Var(w), Var(), opt);
+        REQUIRE(detail::depthwise_one_per_channel(s));
+        const Tensor<float> dy = random_tensor({s.n, s.o, s.ho, s.wo}, 53), before = random_tensor(c.x, 54);
+        for (bool assign : {true, false}) {
+            CAPTURE(assign);
+            Tensor<float> want_dx = assign ? Tensor<float>(c.x) : before.clone(), want_dw(w.shape());
+            detail::depthwise_backward(dy, x, w, s, &want_dx, &want_dw, assign);
+            Tensor<float> runs[2][2];
+            for (int t : {1, 2}) {
+                set_num_threads(t);
+                Tensor<float> dx = assign ? Tensor<float>::uninitialized(c.x) : before.clone(), dw(w.shape());
+                detail::conv2d_backward(dy, x, w, s, &dx, &dw, nullptr, assign);
+                runs[t - 1][0] = dx, runs[t - 1][1] = dw;
+            }
+            set_num_threads(threads);
+            CHECK(same_bits(runs[0][0], runs[1][0]));
+            CHECK(same_bits(runs[0][1], runs[1][1]));
+            CHECK(differing_values(runs[0][0], want_dx) == 0);
+            for (std::int64_t i = 0; i < w.numel(); ++i) CHECK(runs[0][1][i] == doctest::Approx(want_dw[i]).epsilon(1e-5));
+        }
+    }
+}
+
 TEST_CASE("conv2d's input gradient through the direct kernel gives the tap-ordered FMA chain bit for bit") {
     // Stride 1 with 16 and 24 input channels and rows of 16 and 32: dx is a forward convolution of the padded
     // output gradient over taps (o, ky, kx) in order, which the direct kernel runs; a second backward adds to it.

@@ -345,13 +345,16 @@ inline void depthwise_plane(const float* img, const float* w, const DepthwisePla
     finish_plane(plane, o, s.pixels(), rest);
 }
 
-// Depthwise layers with one output per input channel and small planes (MobileNetV2's 16x16 and smaller) run
-// channels-last instead, one image at a time: the image is transposed to [pixel][channel] into a zero-padded
-// buffer, each output pixel is a 16-channel vector summing its taps (bias first, then the taps in order, as
-// depthwise_taps: the same values bit for bit), and transpose_finish puts the result back into NCHW planes with
-// the epilogue. Per-plane loops spend most of their time on overheads at these sizes (16 or 64 outputs a plane).
+// Depthwise layers with one output per input channel and small planes (MobileNetV2's 8x8 and 4x4 outputs, and
+// its stride-2 layers) run channels-last instead, one image at a time: the image is transposed to
+// [pixel][channel] into a zero-padded buffer, each output pixel is a 16-channel vector summing its taps (bias
+// first, then the taps in order, as depthwise_taps: the same values bit for bit), and transpose_finish puts the
+// result back into NCHW planes with the epilogue. Per-plane loops spend most of their time on overheads at these
+// sizes (16 or 64 outputs a plane); at 16x16 and 32x32 outputs they are faster forward. The backward runs
+// channels-last at every size (faster at all of MobileNetV2's).
+inline bool depthwise_one_per_channel(const ConvShape& s) { return s.cg == 1 && s.og == 1; }
 inline bool depthwise_channels_last(const ConvShape& s) {
-    return s.cg == 1 && s.og == 1 && s.pixels() <= (s.stride > 1 ? 256 : 64);
+    return depthwise_one_per_channel(s) && s.pixels() <= (s.stride > 1 ? 256 : 64);
 }
 
 // Depthwise weights [C,1,KH,KW] as [tap][ld], ld = C rounded up to whole vectors, zeros beyond C.
@@ -410,6 +413,105 @@ inline void depthwise_image_channels_last(const float* img, const float* wt, con
     ImageEpilogue rest = e;
     rest.bias = nullptr;  // already in the start
     transpose_finish(result, ld, 0, s.o, s.pixels(), rest, out);
+}
+
+// dw's partial sums acc[tap][ld] += sum over output pixels of g[pixel] * padded[the pixel's tap], for one
+// 16-channel vector: pixels outer, one accumulator per tap (K > 0: a KxK kernel's in registers).
+template <int K>
+void depthwise_weight_sums(const float* g, const float* padded, const ConvShape& s, std::int64_t ld, float* acc) {
+    const std::int64_t kh = K > 0 ? K : s.kh, kw = K > 0 ? K : s.kw, wp = s.wp();
+    constexpr int kStored = K > 0 ? K * K : 1;
+    SimdFloat a[kStored];
+    if constexpr (K > 0)
+        for (int t = 0; t < K * K; ++t) a[t] = simd_load(acc + t * ld);
+    for (std::int64_t oy = 0; oy < s.ho; ++oy)
+        for (std::int64_t ox = 0; ox < s.wo; ++ox) {
+            const SimdFloat gv = simd_load(g + (oy * s.wo + ox) * ld);
+            const float* at = padded + (oy * s.stride * wp + ox * s.stride) * ld;
+#pragma GCC unroll 9
+            for (std::int64_t ky = 0; ky < kh; ++ky)
+#pragma GCC unroll 3
+                for (std::int64_t kx = 0; kx < kw; ++kx) {
+                    const SimdFloat v = gv * simd_load(at + (ky * wp + kx) * ld);
+                    if constexpr (K > 0)
+                        a[ky * K + kx] += v;
+                    else
+                        simd_store(acc + (ky * kw + kx) * ld, simd_load(acc + (ky * kw + kx) * ld) + v);
+                }
+        }
+    if constexpr (K > 0)
+        for (int t = 0; t < K * K; ++t) simd_store(acc + t * ld, a[t]);
+}
+
+// The backward of the channels-last path, per image with dy transposed to [pixel][ld]. dx at each input pixel
+// gathers w[tap] * dy over the taps that reach it, in tap order from zero: the per-plane loops' sums (they add
+// tap by tap), bit for bit up to the sign of zeros; transposed back and added (over zeros when assigned). dw is
+// summed over pixels in 16-channel vectors per fixed chunk of images, the chunks added in order:
+// bit-identical for any thread count.
+inline void depthwise_backward_channels_last(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
+                                             const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw,
+                                             bool dx_assign) {
+    const std::int64_t ld = round_up_lanes(s.c), taps = s.kh * s.kw, wp = s.wp(), padded_size = s.hp() * wp * ld;
+    const std::int64_t in_size = s.c * s.h * s.w, chunks = std::min(s.n, kGradChunks);
+    const Tensor<float> wt = depthwise_weights_by_tap(w, s);
+    Tensor<float> partial = dw ? Tensor<float>({chunks, taps * ld}) : Tensor<float>();
+    // For each input pixel, the (tap, output pixel) pairs that reach it, in tap order.
+    std::vector<std::int32_t> reach_start(static_cast<std::size_t>(s.h * s.w + 1), 0), reach;
+    for (std::int64_t iy = 0; iy < s.h; ++iy)
+        for (std::int64_t ix = 0; ix < s.w; ++ix) {
+            for (std::int64_t ky = 0; ky < s.kh; ++ky)
+                for (std::int64_t kx = 0; kx < s.kw; ++kx) {
+                    const std::int64_t ty = iy + s.pad - ky, tx = ix + s.pad - kx;
+                    if (ty < 0 || tx < 0 || ty % s.stride || tx % s.stride) continue;
+                    const std::int64_t oy = ty / s.stride, ox = tx / s.stride;
+                    if (oy >= s.ho || ox >= s.wo) continue;
+                    reach.push_back(static_cast<std::int32_t>((ky * s.kw + kx) * ld));
+                    reach.push_back(static_cast<std::int32_t>((oy * s.wo + ox) * ld));
+                }
+            reach_start[static_cast<std::size_t>(iy * s.w + ix + 1)] = static_cast<std::int32_t>(reach.size());
+        }
+    parallel_for(chunks, [&](std::int64_t k) {
+        const auto [begin, end] = split_range(s.n, chunks, k);
+        float* g = thread_scratch(kGradTransposeSlot, s.pixels() * ld);
+        float* padded = thread_scratch(kPaddedInputSlot, padded_size);
+        float* by_pixel = thread_scratch(kPixelMajorSlot, s.h * s.w * ld);
+        for (std::int64_t n = begin; n < end; ++n) {
+            transpose(dy.data() + n * s.o * s.pixels(), s.o, s.pixels(), s.pixels(), g, ld);
+            if (dw) {
+                transpose(x.data() + n * in_size, s.c, s.h * s.w, s.h * s.w, by_pixel, ld);
+                std::fill(padded, padded + padded_size, 0.0f);
+                for (std::int64_t y = 0; y < s.h; ++y)
+                    copy_floats(padded + ((y + s.pad) * wp + s.pad) * ld, by_pixel + y * s.w * ld, s.w * ld);
+                float* acc = partial.data() + k * taps * ld;
+                for (std::int64_t c0 = 0; c0 < ld; c0 += kLanes)
+                    if (s.kh == 3 && s.kw == 3)
+                        depthwise_weight_sums<3>(g + c0, padded + c0, s, ld, acc + c0);
+                    else
+                        depthwise_weight_sums<0>(g + c0, padded + c0, s, ld, acc + c0);
+            }
+            if (dx) {
+                for (std::int64_t i = 0; i < s.h * s.w; ++i) {
+                    const std::int32_t* r0 = reach.data() + reach_start[static_cast<std::size_t>(i)];
+                    const std::int32_t* r1 = reach.data() + reach_start[static_cast<std::size_t>(i + 1)];
+                    for (std::int64_t c0 = 0; c0 < ld; c0 += kLanes) {
+                        SimdFloat v = {};
+                        for (const std::int32_t* r = r0; r < r1; r += 2)
+                            v = v + simd_load(wt.data() + r[0] + c0) * simd_load(g + r[1] + c0);
+                        simd_store(by_pixel + i * ld + c0, v);
+                    }
+                }
+                // Written over when assigned: a sum from +0 is never -0, so this is 0 + v as the per-plane loops do.
+                transpose(by_pixel, s.h * s.w, s.c, ld, dx->data() + n * in_size, s.h * s.w, !dx_assign);
+            }
+        }
+    }, (s.n / chunks + 1) * 2 * s.c * s.pixels() * taps);
+    if (!dw) return;
+    for (std::int64_t c = 0; c < s.c; ++c)
+        for (std::int64_t t = 0; t < taps; ++t) {
+            float total = partial[t * ld + c];
+            for (std::int64_t k = 1; k < chunks; ++k) total += partial[(k * taps + t) * ld + c];
+            (*dw)[c * taps + t] += total;
+        }
 }
 
 inline void depthwise_backward(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
@@ -765,6 +867,10 @@ inline void conv2d_backward(const Tensor<float>& dy, const Tensor<float>& x, con
                             bool dx_assign = false) {
     if (s.n == 0) return;
     if (db) bias_grad(dy, s, *db);
+    if (depthwise_one_per_channel(s)) {
+        depthwise_backward_channels_last(dy, x, w, s, dx, dw, dx_assign);
+        return;
+    }
     if (s.cg == 1) {
         depthwise_backward(dy, x, w, s, dx, dw, dx_assign);
         return;
