@@ -115,11 +115,21 @@ inline void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::i
 }
 
 // dst[i] = src[i]: inline, because a library memcpy call costs more than the copy for the short image rows
-// that padding copies.
+// that padding copies; a remainder goes in 8 and 4 floats (the 8- and 4-wide rows of small planes), then one by
+// one.
 inline void copy_floats(float* dst, const float* src, std::int64_t n) {
     std::int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) simd_store(dst + i, simd_load(src + i));
-    std::copy(src + i, src + n, dst + i);
+    const auto move = [&](auto v) {
+        std::memcpy(&v, src + i, sizeof v);
+        std::memcpy(dst + i, &v, sizeof v);
+        i += static_cast<std::int64_t>(sizeof v / sizeof(float));
+    };
+    using Eight = float __attribute__((vector_size(32)));
+    using Four = float __attribute__((vector_size(16)));
+    if (kLanes > 8 && i + 8 <= n) move(Eight{});
+    if (kLanes > 4 && i + 4 <= n) move(Four{});
+    for (; i < n; ++i) dst[i] = src[i];
 }
 
 // sum_i a[i] * b[i * b_stride]; four vector accumulators hide the FMA latency.

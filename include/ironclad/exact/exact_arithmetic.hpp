@@ -116,26 +116,28 @@ struct ExactArithmetic {
         if (format.overflow == Overflow::saturate) return static_cast<std::int32_t>(raw > 0 ? raw_max() : raw_min());
         return static_cast<std::int32_t>(sign_extend(raw, format.total_bits()));
     }
-    // store(i, narrow(shift_round(value(i), shift))) for i in [0, n); returns how many values overflowed. The same
-    // results as the two calls, with the rounding and overflow rules chosen once, outside the loop, so that it
-    // vectorises (the per-element switch does not).
-    template <class Value, class Store>
-    std::int64_t narrow_rounded(std::int64_t n, int shift, Value value, Store store) const {
+    // Calls body(narrow) once, narrow(v, overflows) being narrow(shift_round(v, shift)) with `overflows` counting
+    // the values that did not fit, and the rounding and overflow rules fixed at compile time, so that loops
+    // written in body vectorise (a per-element switch does not).
+    template <class Body>
+    void with_narrowing(int shift, Body body) const {
         const std::int64_t lo = raw_min(), hi = raw_max();
         const std::int64_t mask = (std::int64_t{1} << shift) - 1;
         const std::int64_t half = shift > 0 ? std::int64_t{1} << (shift - 1) : 1;  // 1: never a tie when shift is 0
         const int bits = format.total_bits();
-        std::int64_t overflows = 0;
-        auto run = [&](auto round, auto wraps) {
-            for (std::int64_t i = 0; i < n; ++i) {
-                const std::int64_t r = round(static_cast<std::int64_t>(value(i)));
-                overflows += (r < lo) | (r > hi);
-                store(i, static_cast<std::int32_t>(wraps ? sign_extend(r, bits) : std::clamp(r, lo, hi)));
-            }
-        };
         auto with_overflow = [&](auto round) {
-            if (format.overflow == Overflow::wrap) run(round, std::true_type{});
-            else run(round, std::false_type{});
+            if (format.overflow == Overflow::wrap)
+                body([=](std::int64_t v, std::int64_t& overflows) {
+                    const std::int64_t r = round(v);
+                    overflows += (r < lo) | (r > hi);
+                    return static_cast<std::int32_t>(sign_extend(r, bits));
+                });
+            else
+                body([=](std::int64_t v, std::int64_t& overflows) {
+                    const std::int64_t r = round(v);
+                    overflows += (r < lo) | (r > hi);
+                    return static_cast<std::int32_t>(std::clamp(r, lo, hi));
+                });
         };
         switch (format.rounding) {
             case Rounding::floor:
@@ -151,6 +153,17 @@ struct ExactArithmetic {
                 });
                 break;
         }
+    }
+    // store(i, narrow(shift_round(value(i), shift))) for i in [0, n); returns how many values overflowed. The same
+    // results as the two calls, vectorised (with_narrowing).
+    template <class Value, class Store>
+    std::int64_t narrow_rounded(std::int64_t n, int shift, Value value, Store store) const {
+        std::int64_t overflows = 0;
+        with_narrowing(shift, [&](auto narrow) {
+            std::int64_t count = 0;
+            for (std::int64_t i = 0; i < n; ++i) store(i, narrow(static_cast<std::int64_t>(value(i)), count));
+            overflows = count;
+        });
         return overflows;
     }
     // A real number's raw in the format (the format's rounding, then its overflow policy); NaN gives 0.

@@ -206,20 +206,28 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
                                     const std::int64_t channels = std::min<std::int64_t>(tld, og - c0);
                                     const std::int64_t first = gi * og + c0;
                                     const std::int64_t* st = start.data() + first;
-                                    for (int r = 0; r < nr; ++r) {
-                                        const double* sums = tile + r * tld;
-                                        std::int32_t* out = by_pixel.data() + (p0 + r) * o + first;
-                                        narrow_events += a.narrow_rounded(
-                                            channels, frac,
-                                            [&](std::int64_t i) { return st[i] + static_cast<std::int64_t>(sums[i]); },
-                                            [&](std::int64_t i, std::int32_t v) { out[i] = v; });
-                                        if (!norm) continue;
-                                        const std::int64_t* ns = norm_start.data() + first;
-                                        const std::int64_t* nk = norm_scale.data() + first;
-                                        norm_events += a.narrow_rounded(
-                                            channels, frac, [&](std::int64_t i) { return ns[i] + nk[i] * out[i]; },
-                                            [&](std::int64_t i, std::int32_t v) { out[i] = v; });
-                                    }
+                                    const std::int64_t* ns = norm ? norm_start.data() + first : nullptr;
+                                    const std::int64_t* nk = norm ? norm_scale.data() + first : nullptr;
+                                    // The conv's narrowing and the batch norm's in one loop over each row.
+                                    a.with_narrowing(frac, [&](auto narrow) {
+                                        std::int64_t conv_overflows = 0, norm_overflows = 0;
+                                        for (int r = 0; r < nr; ++r) {
+                                            const double* sums = tile + r * tld;
+                                            std::int32_t* out = by_pixel.data() + (p0 + r) * o + first;
+                                            if (norm)
+                                                for (std::int64_t i = 0; i < channels; ++i) {
+                                                    const std::int32_t v = narrow(
+                                                        st[i] + static_cast<std::int64_t>(sums[i]), conv_overflows);
+                                                    out[i] = narrow(ns[i] + nk[i] * v, norm_overflows);
+                                                }
+                                            else
+                                                for (std::int64_t i = 0; i < channels; ++i)
+                                                    out[i] = narrow(st[i] + static_cast<std::int64_t>(sums[i]),
+                                                                    conv_overflows);
+                                        }
+                                        narrow_events += conv_overflows;
+                                        norm_events += norm_overflows;
+                                    });
                                 });
                 transpose(by_pixel.data(), pixels, o, o, y.data() + img * o * pixels, pixels);
                 finish_image(img, false, norm_events, add_events);
