@@ -167,6 +167,39 @@ TEST_CASE("exact convolution equals one-product-at-a-time accumulation, with nar
     check_conv<Rounding::floor, Overflow::wrap>(40, Overflow::saturate, true);
 }
 
+TEST_CASE("exact depthwise convolution (one input channel per group) equals one-product-at-a-time accumulation") {
+    // 6 groups of one input channel with one and two outputs each, stride 1 and 2, zero weights skipped. A 64-bit
+    // accumulator takes the row-wise path: q15.16 (raws up to 2^22: the reference's quotient must fit 32 bits)
+    // and q3.4, whose narrowings saturate or wrap often; q3.4 with a 12-bit accumulator the checked path.
+    auto check = [](const ExactArithmetic& a, std::int32_t span, auto naive, bool overflows) {
+        for (std::int64_t outs : {6, 12}) {
+            const RawTensor x = random_raws({3, 6, 7, 5}, -span, span, 61);
+            const RawTensor w = random_raws({outs, 1, 3, 3}, -span, span, 62, 0.2);
+            const RawTensor bias = random_raws({outs}, -span, span, 63, 0);
+            for (int stride : {1, 2}) {
+                CAPTURE(outs);
+                CAPTURE(stride);
+                SaturationCounts got_counts, want_counts;
+                const RawTensor got = exact_conv2d(x, w, bias, Conv2dOptions{stride, 1, 6}, a, got_counts);
+                const RawTensor want = naive(x, w, bias, stride, 1, 6, a, want_counts);
+                REQUIRE(got.shape() == want.shape());
+                std::int64_t differing = 0;
+                for (std::int64_t i = 0; i < got.numel(); ++i) differing += got.data()[i] != want.data()[i];
+                CHECK(differing == 0);
+                CHECK(got_counts == want_counts);
+                CHECK((want_counts.total() > 0) == overflows);
+            }
+        }
+    };
+    check(arithmetic_of<Rounding::nearest_even, Overflow::saturate>(15, 16), 1 << 22,
+          naive_conv<Rounding::nearest_even, Overflow::saturate>, false);
+    check(arithmetic_of<Rounding::floor, Overflow::wrap>(3, 4), 127, naive_conv<Rounding::floor, Overflow::wrap>, true);
+    check(arithmetic_of<Rounding::toward_zero, Overflow::saturate>(3, 4), 127,
+          naive_conv<Rounding::toward_zero, Overflow::saturate>, true);
+    check(arithmetic_of<Rounding::nearest_even, Overflow::saturate>(3, 4, 12), 127,
+          naive_conv<Rounding::nearest_even, Overflow::saturate>, true);
+}
+
 TEST_CASE("exact convolution in the double GEMM: several column panels and a reduction in chunks") {
     // 40 output channels: a panel of 32 and one of 8; 130 channels x 3x3 = 1170 taps: the reduction runs in chunks.
     const ExactArithmetic a = arithmetic_of<Rounding::nearest_even, Overflow::saturate>(15, 16, 64, Overflow::saturate);

@@ -236,6 +236,46 @@ inline RawTensor exact_conv2d(const RawTensor& x, const RawTensor& w, const RawT
         add_counts();
         return y;
     }
+    // One input channel per group without overflow (MobileNetV2's and ShuffleNetV2's depthwise layers): each output
+    // plane is the sum over its few taps, taken tap by tap along whole output rows in int64 (exact in any order
+    // here) and narrowed once per plane; the per-pixel loop below would narrow one value at a time.
+    if (no_overflow && cg == 1) {
+#pragma omp parallel reduction(+ : narrow_events, norm_events, add_events)
+        {
+            std::vector<std::int32_t> plane(static_cast<std::size_t>(hp * wp), 0);  // the border stays zero
+            std::vector<std::int64_t> acc(static_cast<std::size_t>(pixels));
+#pragma omp for schedule(static)
+            for (std::int64_t img = 0; img < n; ++img) {
+                for (std::int64_t oc = 0; oc < o; ++oc) {
+                    const std::int32_t* src = x.data() + (img * c + oc / og) * h * wd;
+                    for (std::int64_t i = 0; i < h; ++i)
+                        std::copy_n(src + i * wd, wd, plane.data() + (i + p) * wp + p);
+                    const std::int64_t start =
+                        bias.numel() ? static_cast<std::int64_t>(bias.data()[oc]) * (std::int64_t{1} << frac) : 0;
+                    std::fill(acc.begin(), acc.end(), start);
+                    for (std::int64_t t = 0; t < taps; ++t) {
+                        const std::int64_t wv = w.data()[oc * taps + t];
+                        if (wv == 0) continue;
+                        for (std::int64_t oy = 0; oy < ho; ++oy) {
+                            const std::int32_t* xr = plane.data() + (oy * s + t / kw) * wp + t % kw;
+                            std::int64_t* ar = acc.data() + oy * wo;
+                            if (s == 1)
+                                for (std::int64_t ox = 0; ox < wo; ++ox) ar[ox] += wv * xr[ox];
+                            else
+                                for (std::int64_t ox = 0; ox < wo; ++ox) ar[ox] += wv * xr[ox * s];
+                        }
+                    }
+                    std::int32_t* dst = y.data() + (img * o + oc) * pixels;
+                    narrow_events += a.narrow_rounded(
+                        pixels, frac, [&](std::int64_t i) { return acc[static_cast<std::size_t>(i)]; },
+                        [dst](std::int64_t i, std::int32_t v) { dst[i] = v; });
+                }
+                finish_image(img, norm, norm_events, add_events);
+            }
+        }
+        add_counts();
+        return y;
+    }
 #pragma omp parallel for reduction(+ : acc_events, narrow_events, norm_events, add_events) schedule(static)
     for (std::int64_t img = 0; img < n; ++img) {
         std::vector<std::int32_t> xpad(static_cast<std::size_t>(c * hp * wp), 0);
