@@ -15,7 +15,8 @@
 // Images are split over threads; weight and bias gradients are summed per fixed chunk of images (or per
 // channel) and the chunks added in order, so results are bit-identical for any thread count. A conv with
 // one input channel per group (depthwise) has too short a reduction for a GEMM and runs direct per-plane
-// loops instead. Only the gradients of inputs that require one are computed.
+// loops instead, or channels-last per image (small planes forward, every size backward). Only the gradients of
+// inputs that require one are computed.
 #pragma once
 
 #include "ironclad/autograd/variable.hpp"
@@ -391,17 +392,22 @@ void depthwise_pixels(const float* padded, const float* wt, std::int64_t ld, con
         }
 }
 
+// padded [Hp][Wp][ld]: image [C,H,W] channels-last with the conv's zero padding (by_pixel: [H*W][ld] scratch).
+inline void pad_channels_last(const float* img, const ConvShape& s, std::int64_t ld, float* by_pixel, float* padded) {
+    transpose(img, s.c, s.h * s.w, s.h * s.w, by_pixel, ld);
+    std::fill(padded, padded + s.hp() * s.wp() * ld, 0.0f);
+    for (std::int64_t y = 0; y < s.h; ++y)
+        copy_floats(padded + ((y + s.pad) * s.wp() + s.pad) * ld, by_pixel + y * s.w * ld, s.w * ld);
+}
+
 // One image (img: [C,H,W]) through the channels-last path (depthwise_channels_last(s)) into out [C,Ho,Wo].
 inline void depthwise_image_channels_last(const float* img, const float* wt, const ConvShape& s,
                                           const ImageEpilogue& e, float* out) {
-    const std::int64_t ld = round_up_lanes(s.c), wp = s.wp();
+    const std::int64_t ld = round_up_lanes(s.c);
     float* by_pixel = thread_scratch(kGradTransposeSlot, s.h * s.w * ld);  // unused by any forward otherwise
-    float* padded = thread_scratch(kPaddedInputSlot, s.hp() * wp * ld);
+    float* padded = thread_scratch(kPaddedInputSlot, s.hp() * s.wp() * ld);
     float* result = thread_scratch(kPixelMajorSlot, s.pixels() * ld);
-    transpose(img, s.c, s.h * s.w, s.h * s.w, by_pixel, ld);
-    std::fill(padded, padded + s.hp() * wp * ld, 0.0f);
-    for (std::int64_t y = 0; y < s.h; ++y)
-        copy_floats(padded + ((y + s.pad) * wp + s.pad) * ld, by_pixel + y * s.w * ld, s.w * ld);
+    pad_channels_last(img, s, ld, by_pixel, padded);
     for (std::int64_t c0 = 0; c0 < ld; c0 += kLanes) {
         alignas(64) float start[kLanes] = {};
         if (e.bias) std::copy_n(e.bias + c0, std::min<std::int64_t>(kLanes, s.c - c0), start);
@@ -445,13 +451,13 @@ void depthwise_weight_sums(const float* g, const float* padded, const ConvShape&
 
 // The backward of the channels-last path, per image with dy transposed to [pixel][ld]. dx at each input pixel
 // gathers w[tap] * dy over the taps that reach it, in tap order from zero: the per-plane loops' sums (they add
-// tap by tap), bit for bit up to the sign of zeros; transposed back and added (over zeros when assigned). dw is
-// summed over pixels in 16-channel vectors per fixed chunk of images, the chunks added in order:
-// bit-identical for any thread count.
+// tap by tap), bit for bit up to the sign of zeros; transposed back, added or written over. dw is summed over
+// pixels in 16-channel vectors per fixed chunk of images, the chunks added in order: bit-identical for any
+// thread count.
 inline void depthwise_backward_channels_last(const Tensor<float>& dy, const Tensor<float>& x, const Tensor<float>& w,
                                              const ConvShape& s, Tensor<float>* dx, Tensor<float>* dw,
                                              bool dx_assign) {
-    const std::int64_t ld = round_up_lanes(s.c), taps = s.kh * s.kw, wp = s.wp(), padded_size = s.hp() * wp * ld;
+    const std::int64_t ld = round_up_lanes(s.c), taps = s.kh * s.kw, padded_size = s.hp() * s.wp() * ld;
     const std::int64_t in_size = s.c * s.h * s.w, chunks = std::min(s.n, kGradChunks);
     const Tensor<float> wt = depthwise_weights_by_tap(w, s);
     Tensor<float> partial = dw ? Tensor<float>({chunks, taps * ld}) : Tensor<float>();
@@ -478,10 +484,7 @@ inline void depthwise_backward_channels_last(const Tensor<float>& dy, const Tens
         for (std::int64_t n = begin; n < end; ++n) {
             transpose(dy.data() + n * s.o * s.pixels(), s.o, s.pixels(), s.pixels(), g, ld);
             if (dw) {
-                transpose(x.data() + n * in_size, s.c, s.h * s.w, s.h * s.w, by_pixel, ld);
-                std::fill(padded, padded + padded_size, 0.0f);
-                for (std::int64_t y = 0; y < s.h; ++y)
-                    copy_floats(padded + ((y + s.pad) * wp + s.pad) * ld, by_pixel + y * s.w * ld, s.w * ld);
+                pad_channels_last(x.data() + n * in_size, s, ld, by_pixel, padded);
                 float* acc = partial.data() + k * taps * ld;
                 for (std::int64_t c0 = 0; c0 < ld; c0 += kLanes)
                     if (s.kh == 3 && s.kw == 3)
