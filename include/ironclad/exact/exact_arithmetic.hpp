@@ -196,7 +196,7 @@ struct ExactArithmetic {
 
 // "A" or "A-sat" or "A-wrap" (A accumulator bits) into `arith`'s accumulator settings.
 inline void parse_accumulator(std::string_view text, ExactArithmetic& arith) {
-    const std::string quoted = "'" + std::string(text) + "'";
+    const std::string quoted = std::string("'").append(text).append("'");  // not "'" + ...: GCC 12 -Wrestrict
     const std::size_t dash = std::min(text.find('-'), text.size());
     int bits = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + dash, bits);

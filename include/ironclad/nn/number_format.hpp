@@ -68,7 +68,9 @@ struct NumberFormat {
 
     std::string name() const {
         if (is_float()) return "float";
-        std::string s = "q" + std::to_string(int_bits) + "." + std::to_string(frac_bits);
+        // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
+        std::string s = "q";
+        s.append(std::to_string(int_bits)).append(".").append(std::to_string(frac_bits));
         if (rounding == Rounding::nearest_even) s += "-even";
         if (rounding == Rounding::floor) s += "-floor";
         if (overflow == Overflow::wrap) s += "-wrap";
@@ -106,7 +108,7 @@ struct NumberFormat {
 };
 
 inline NumberFormat parse_number_format(std::string_view text) {
-    const std::string quoted = "'" + std::string(text) + "'";
+    const std::string quoted = std::string("'").append(text).append("'");  // not "'" + ...: GCC 12 -Wrestrict
     const std::string unknown = "unknown number format " + quoted +
                                 ": expected float or qI.F, e.g. q15.16 (suffixes: -zero, -even or -floor "
                                 "rounding; -sat or -wrap overflow)";
